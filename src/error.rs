@@ -1,0 +1,143 @@
+//! The library's error type: what was attempted, on which name, and why.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+/// What kind of failure happened. Front ends map these to exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The count was not available and the caller did not want to wait.
+    WouldBlock,
+    /// The count did not become available within the timeout.
+    TimedOut,
+    /// A malformed argument: name, value, timeout or mode.
+    InvalidInput,
+    /// No semaphore at the name, or its parent directory is missing.
+    NotFound,
+    /// The name's record is stale (its kernel set is gone or was replaced), untrusted,
+    /// or something other than a semaphore record stands at the name.
+    Stale,
+    /// The set was removed while we waited on it.
+    Removed,
+    /// The caller lacks permission on the file or on the kernel set.
+    PermissionDenied,
+    /// The caller does not own the semaphore it tried to destroy or reclaim.
+    NotOwner,
+    /// A value beyond 32767 (SEMVMX), or a kernel limit such as SEMMNI.
+    OutOfRange,
+    /// `init` found a live semaphore (or another file) at the name.
+    AlreadyExists,
+    /// A stop signal ended a blocking call before it took anything.
+    Interrupted,
+    /// Any other system error.
+    Other,
+}
+
+/// A failed semaphore operation.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    path: Option<PathBuf>,
+    message: String,
+    errno: Option<Errno>,
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with a human-readable `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            path: None,
+            message: message.into(),
+            errno: None,
+        }
+    }
+
+    /// An error caused by a system call failing with `errno`.
+    pub fn sys(kind: ErrorKind, message: impl Into<String>, errno: Errno) -> Self {
+        Error {
+            errno: Some(errno),
+            ..Error::new(kind, message)
+        }
+    }
+
+    /// The same error, about the semaphore at `path`.
+    pub fn at(mut self, path: &Path) -> Self {
+        if self.path.is_none() {
+            self.path = Some(path.to_path_buf());
+        }
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The errno behind the failure, if a system call failed.
+    pub fn errno(&self) -> Option<Errno> {
+        self.errno
+    }
+
+    /// The name the failure is about, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = &self.path {
+            // Debug-quote only names that would otherwise be ambiguous on one line.
+            let shown = p.display().to_string();
+            if shown.contains(['\n', '\r']) || shown.contains('\u{FFFD}') {
+                write!(f, "{p:?}: ")?;
+            } else {
+                write!(f, "{shown}: ")?;
+            }
+        }
+        f.write_str(&self.message)?;
+        if let Some(e) = self.errno {
+            write!(f, ": {}", e.desc())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e.kind {
+            ErrorKind::WouldBlock => io::ErrorKind::WouldBlock,
+            ErrorKind::TimedOut => io::ErrorKind::TimedOut,
+            ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
+            ErrorKind::NotFound | ErrorKind::Stale | ErrorKind::Removed => io::ErrorKind::NotFound,
+            ErrorKind::PermissionDenied | ErrorKind::NotOwner => io::ErrorKind::PermissionDenied,
+            ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
+            ErrorKind::Interrupted => io::ErrorKind::Interrupted,
+            ErrorKind::OutOfRange | ErrorKind::Other => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The kind that an unexpected errno from a file or IPC call belongs to.
+pub(crate) fn kind_of(errno: Errno) -> ErrorKind {
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => ErrorKind::NotFound,
+        Errno::EACCES | Errno::EPERM | Errno::EROFS => ErrorKind::PermissionDenied,
+        Errno::ENAMETOOLONG => ErrorKind::InvalidInput,
+        Errno::EIDRM | Errno::EINVAL => ErrorKind::Stale,
+        Errno::ERANGE | Errno::ENOSPC => ErrorKind::OutOfRange,
+        Errno::EEXIST => ErrorKind::AlreadyExists,
+        _ => ErrorKind::Other,
+    }
+}

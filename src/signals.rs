@@ -1,0 +1,93 @@
+//! Signal policy for front ends that run one operation and exit (like `semctl-helper`).
+//!
+//! A count must never be lost to a signal. Non-blocking operations simply defer the stop
+//! signals until they exit ([`defer_stop_signals`]), so their exit status is always the
+//! truth. A blocking wait instead catches them ([`abort_waits_on_stop_signals`]): a
+//! signal that arrives while the wait sleeps ends it with nothing taken, and one that
+//! arrives after the count was taken is ignored, so the wait reports success.
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+/// The signals that ask a process to stop: what Ctrl-C, `kill`, a CI cancel or a closing
+/// terminal send.
+pub const STOP_SIGNALS: [Signal; 7] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGALRM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+fn stop_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in STOP_SIGNALS {
+        set.add(s);
+    }
+    set
+}
+
+/// Block the stop signals for the rest of this process's life: they are discarded when it
+/// exits, after it has finished its operation and reported truthfully.
+///
+/// # Errors
+/// [`ErrorKind::Other`] if the signal mask can't be changed.
+pub fn defer_stop_signals() -> Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&stop_set()), None)
+        .map_err(|e| Error::sys(ErrorKind::Other, "cannot block signals", e))
+}
+
+/// Catch the stop signals (those not ignored already), so that a blocked
+/// [`crate::Semaphore::wait`] ends with [`ErrorKind::Interrupted`] having taken nothing.
+///
+/// # Errors
+/// [`ErrorKind::Other`] if a handler can't be installed.
+pub fn abort_waits_on_stop_signals() -> Result<()> {
+    for s in STOP_SIGNALS {
+        sys::catch_stop_signal(s as libc::c_int)
+            .map_err(|e| Error::sys(ErrorKind::Other, "cannot catch signals", e))?;
+    }
+    Ok(())
+}
+
+/// The stop signal that ended a wait, if any.
+pub fn caught() -> Option<i32> {
+    sys::stop_signal()
+}
+
+/// Die of `sig` as if it had never been caught, so that a parent shell sees the real
+/// cause (a shell stops a script whose foreground child died of SIGINT).
+pub fn die_of(sig: i32) -> ! {
+    if let Ok(s) = Signal::try_from(sig) {
+        let _ = sys::reset_to_default(sig);
+        let mut set = SigSet::empty();
+        set.add(s);
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+        let _ = nix::sys::signal::raise(s);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// Have the kernel kill this process when its parent exits, so that a wait whose caller
+/// is gone (killed with -9, or a CI cancel that signals only the script) doesn't linger and
+/// later take a count that nobody would give back.
+///
+/// # Errors
+/// [`ErrorKind::Interrupted`] when the parent is already gone.
+pub fn die_with_parent() -> Result<()> {
+    let parent = nix::unistd::getppid();
+    sys::set_parent_death_signal(libc::SIGKILL)
+        .map_err(|e| Error::sys(ErrorKind::Other, "cannot tie our life to our parent's", e))?;
+    // The parent may have died before the prctl: then we were reparented already.
+    if nix::unistd::getppid() != parent {
+        return Err(Error::new(
+            ErrorKind::Interrupted,
+            "the calling process is gone",
+        ));
+    }
+    Ok(())
+}

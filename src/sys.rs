@@ -1,0 +1,261 @@
+//! The only module with `unsafe` code: one thin, typed function per system call.
+//!
+//! Every function turns the raw return value into a `Result` at once, so no other
+//! module ever sees a `-1`. `semctl(2)` is variadic and unchecked by the compiler, so
+//! each command gets its own function with the argument type that command takes.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{compiler_fence, AtomicI32, Ordering};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+/// A System V IPC key (`key_t`), as passed to `semget(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key(pub libc::key_t);
+
+/// A System V semaphore set identifier, as returned by `semget(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemId(pub libc::c_int);
+
+/// `semget(key, 1, IPC_CREAT | IPC_EXCL | mode)`: create a new set of one semaphore.
+///
+/// # Errors
+/// `EEXIST` when `key` is taken, `ENOSPC` at the SEMMNI/SEMMNS limits; see semget(2).
+pub fn create_set(key: Key, mode: u32) -> Result<SemId, Errno> {
+    let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as libc::c_int;
+    // SAFETY: semget takes plain integers and touches no memory of ours.
+    let id = unsafe { libc::semget(key.0, 1, flags) };
+    Errno::result(id).map(SemId)
+}
+
+/// `semget(key, 0, 0)`: the id of the set that currently holds `key`.
+///
+/// # Errors
+/// `ENOENT` when no set holds the key; see semget(2).
+pub fn lookup_set(key: Key) -> Result<SemId, Errno> {
+    // SAFETY: semget takes plain integers and touches no memory of ours.
+    let id = unsafe { libc::semget(key.0, 0, 0) };
+    Errno::result(id).map(SemId)
+}
+
+/// `semctl(id, 0, GETVAL)`: the semaphore's value.
+///
+/// # Errors
+/// `EACCES` without read permission, `EINVAL`/`EIDRM` when the set is gone; see semctl(2).
+pub fn get_val(id: SemId) -> Result<i32, Errno> {
+    // SAFETY: GETVAL takes no fourth argument and writes no memory of ours.
+    let v = unsafe { libc::semctl(id.0, 0, libc::GETVAL) };
+    Errno::result(v)
+}
+
+/// `semctl(id, 0, SETVAL, value)`: set the semaphore's value.
+///
+/// # Errors
+/// `ERANGE` above SEMVMX (32767), `EACCES`, `EINVAL`/`EIDRM`; see semctl(2).
+pub fn set_val(id: SemId, value: i32) -> Result<(), Errno> {
+    // SAFETY: SETVAL's fourth argument is `union semun`, whose `val` member is an int;
+    // on Linux an int passed through the variadic slot is read back as that member.
+    let r = unsafe { libc::semctl(id.0, 0, libc::SETVAL, value as libc::c_int) };
+    Errno::result(r).map(drop)
+}
+
+/// `semctl(id, 0, GETNCNT)`: how many processes are blocked decrementing.
+///
+/// # Errors
+/// `EACCES` without read permission, `EINVAL`/`EIDRM` when the set is gone; see semctl(2).
+pub fn get_ncnt(id: SemId) -> Result<i32, Errno> {
+    // SAFETY: GETNCNT takes no fourth argument and writes no memory of ours.
+    let v = unsafe { libc::semctl(id.0, 0, libc::GETNCNT) };
+    Errno::result(v)
+}
+
+/// `semctl(id, 0, IPC_STAT, &ds)`: the set's owner, mode, key and size.
+///
+/// # Errors
+/// `EACCES` without read permission, `EINVAL`/`EIDRM` when the set is gone; see semctl(2).
+pub fn stat(id: SemId) -> Result<libc::semid_ds, Errno> {
+    let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
+    // SAFETY: IPC_STAT's fourth argument is `union semun`, whose `buf` member is a
+    // `struct semid_ds *`; `ds` is a valid, writable semid_ds for the whole call.
+    let r = unsafe { libc::semctl(id.0, 0, libc::IPC_STAT, ds.as_mut_ptr()) };
+    Errno::result(r)?;
+    // SAFETY: the kernel filled `ds` on success, and it was zeroed before.
+    Ok(unsafe { ds.assume_init() })
+}
+
+/// `semctl(id, 0, IPC_RMID)`: remove the set, waking every blocked waiter with `EIDRM`.
+///
+/// # Errors
+/// `EPERM` unless the caller is the set's owner or creator, `EINVAL`/`EIDRM`; see semctl(2).
+pub fn remove(id: SemId) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID takes no fourth argument and writes no memory of ours.
+    let r = unsafe { libc::semctl(id.0, 0, libc::IPC_RMID) };
+    Errno::result(r).map(drop)
+}
+
+/// `semop(id, {0, delta, flags}, 1)`: add `delta` (which may be negative) without waiting
+/// longer than the flags allow. Never pass `SEM_UNDO` for a count meant to outlive us.
+///
+/// # Errors
+/// `EAGAIN` with `IPC_NOWAIT` when it would block, `ERANGE` above SEMVMX, `EIDRM`,
+/// `EACCES`, `EINTR`; see semop(2).
+pub fn semop(id: SemId, delta: i16, flags: libc::c_short) -> Result<(), Errno> {
+    let mut op = libc::sembuf {
+        sem_num: 0,
+        sem_op: delta,
+        sem_flg: flags,
+    };
+    // SAFETY: `op` is one valid sembuf and nsops is 1.
+    let r = unsafe { libc::semop(id.0, &mut op, 1) };
+    Errno::result(r).map(drop)
+}
+
+// ---------------------------------------------------------------------------------------
+// Abortable timed waits.
+//
+// A blocked `semtimedop` must end, taking nothing, when a stop signal (SIGTERM, SIGINT,
+// ...) arrives; but a count it has already taken must never be lost. A handler that only
+// sets a flag leaves one race: the signal lands after the flag was checked and before the
+// kernel entered the wait, so the wait would sleep through it. We close it by handing the
+// kernel a timeout that lives in static memory, which the handler zeroes: the kernel reads
+// the timeout on entry, so a signal before entry turns the wait into a non-blocking try,
+// and a signal during it ends the call with EINTR.
+// ---------------------------------------------------------------------------------------
+
+struct SharedTimespec(UnsafeCell<libc::timespec>);
+
+// SAFETY: the cell is written only by the one thread that waits and by the signal handler
+// that interrupts that same thread, never concurrently from two threads.
+unsafe impl Sync for SharedTimespec {}
+
+static WAIT_TIMEOUT: SharedTimespec = SharedTimespec(UnsafeCell::new(libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+}));
+
+/// The stop signal that arrived, or 0.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    STOP_SIGNAL.store(sig, Ordering::SeqCst);
+    // SAFETY: a volatile store of a plain struct into static memory is async-signal-safe;
+    // the interrupted code reads this cell only through the kernel.
+    unsafe {
+        std::ptr::write_volatile(
+            WAIT_TIMEOUT.0.get(),
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        )
+    };
+}
+
+/// The signal recorded by the stop handler, if one arrived.
+pub fn stop_signal() -> Option<libc::c_int> {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Install the stop handler for `sig` (with `SA_RESTART`, so that only calls that are
+/// never restarted, like `semtimedop`, see `EINTR`), unless `sig` is ignored now: a
+/// background job of a non-interactive shell inherits SIGINT ignored, and must keep it so.
+///
+/// # Errors
+/// `EINVAL` for a signal that cannot be caught; see sigaction(2).
+pub fn catch_stop_signal(sig: libc::c_int) -> Result<(), Errno> {
+    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, which is valid
+    // writable memory.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    Errno::result(r)?;
+    // SAFETY: sigaction filled `old` on success.
+    if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
+        return Ok(());
+    }
+    // SAFETY: zeroed is a valid sigaction (empty mask, no flags); we then set the fields.
+    let mut act: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    act.sa_sigaction = on_stop_signal as *const () as libc::sighandler_t;
+    act.sa_flags = libc::SA_RESTART;
+    // SAFETY: `act` is fully initialised and the handler only does async-signal-safe work.
+    let r = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
+    Errno::result(r).map(drop)
+}
+
+/// `semtimedop(id, {0, -1, 0}, 1, timeout)`: take one count, sleeping in the kernel for
+/// at most `timeout`, and ending early, taking nothing, when a stop signal arrives.
+///
+/// # Errors
+/// `EAGAIN` when the timeout expired (or was zeroed by a stop signal), `EINTR`, `EIDRM`,
+/// `EACCES`, `EINVAL`; see semtimedop(2).
+pub fn take_one_within(id: SemId, timeout: Duration) -> Result<(), Errno> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: only this thread and its own signal handler touch the cell.
+    unsafe { std::ptr::write_volatile(WAIT_TIMEOUT.0.get(), ts) };
+    // Order the store above before the flag check below, as seen by our own handler.
+    compiler_fence(Ordering::SeqCst);
+    if stop_signal().is_some() {
+        return Err(Errno::EINTR);
+    }
+    let mut op = libc::sembuf {
+        sem_num: 0,
+        sem_op: -1,
+        sem_flg: 0,
+    };
+    // SAFETY: `op` is one valid sembuf, nsops is 1, and the timeout pointer is static
+    // memory that stays valid; libc has no semtimedop wrapper, hence the raw syscall.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_semtimedop,
+            id.0,
+            &mut op as *mut libc::sembuf,
+            1usize,
+            WAIT_TIMEOUT.0.get() as *const libc::timespec,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `getrandom(buf, 0)`: fill `buf` from the kernel's random pool.
+///
+/// # Errors
+/// `EINTR`, `ENOSYS` on kernels before 3.17; see getrandom(2).
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), Errno> {
+    // SAFETY: `buf` is valid writable memory of the length passed.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    match Errno::result(n)? as usize {
+        len if len == buf.len() => Ok(()),
+        _ => Err(Errno::EAGAIN),
+    }
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`: have the kernel send `sig` when our parent exits.
+///
+/// # Errors
+/// `EINVAL` for an invalid signal; see prctl(2).
+pub fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `signal(sig, SIG_DFL)`: restore the default action, before re-raising a caught signal.
+///
+/// # Errors
+/// `EINVAL` for an invalid signal; see sigaction(2).
+pub fn reset_to_default(sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: installing SIG_DFL involves no handler code of ours.
+    let r = unsafe { libc::signal(sig, libc::SIG_DFL) };
+    if r == libc::SIG_ERR {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
