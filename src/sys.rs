@@ -259,3 +259,66 @@ pub fn reset_to_default(sig: libc::c_int) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A private set, removed when dropped so that a failing test leaks nothing.
+    struct PrivateSet(SemId);
+
+    impl PrivateSet {
+        fn new() -> PrivateSet {
+            let mut b = [0u8; 4];
+            random_bytes(&mut b).expect("getrandom works");
+            let key = Key(i32::from_ne_bytes(b) | 1);
+            PrivateSet(create_set(key, 0o600).expect("a set can be created"))
+        }
+    }
+
+    impl Drop for PrivateSet {
+        fn drop(&mut self) {
+            let _ = remove(self.0);
+        }
+    }
+
+    #[test]
+    fn values_ops_and_limits() {
+        let s = PrivateSet::new();
+        assert_eq!(get_val(s.0), Ok(0));
+        set_val(s.0, 2).unwrap();
+        semop(s.0, -1, 0).unwrap();
+        assert_eq!(get_val(s.0), Ok(1));
+        assert_eq!(semop(s.0, -2, libc::IPC_NOWAIT as libc::c_short), Err(Errno::EAGAIN));
+        assert_eq!(set_val(s.0, 32768), Err(Errno::ERANGE));
+        set_val(s.0, 32767).unwrap();
+        assert_eq!(semop(s.0, 1, 0), Err(Errno::ERANGE));
+        assert_eq!(get_val(s.0), Ok(32767));
+        assert_eq!(get_ncnt(s.0), Ok(0));
+        let ds = stat(s.0).unwrap();
+        assert_eq!(ds.sem_perm.uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(ds.sem_nsems, 1);
+        assert_eq!(ds.sem_perm.mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn timed_take_expires_and_takes() {
+        let s = PrivateSet::new();
+        let t = std::time::Instant::now();
+        assert_eq!(take_one_within(s.0, Duration::from_millis(50)), Err(Errno::EAGAIN));
+        assert!(t.elapsed() >= Duration::from_millis(45));
+        set_val(s.0, 1).unwrap();
+        take_one_within(s.0, Duration::from_millis(50)).unwrap();
+        assert_eq!(get_val(s.0), Ok(0));
+    }
+
+    #[test]
+    fn removed_sets_are_reported() {
+        let s = PrivateSet::new();
+        let key_holder = stat(s.0).unwrap().sem_perm.__key;
+        assert_eq!(lookup_set(Key(key_holder)), Ok(s.0));
+        remove(s.0).unwrap();
+        assert!(matches!(get_val(s.0), Err(Errno::EINVAL | Errno::EIDRM)));
+        assert_eq!(lookup_set(Key(key_holder)), Err(Errno::ENOENT));
+    }
+}

@@ -1,0 +1,379 @@
+#!/usr/bin/env bats
+# semctl-helper as a tool of its own: --help, --version, argument parsing and the exit
+# codes that tell failures apart (sem.sh maps them all to 1).
+
+bats_require_minimum_version 1.5.0
+load test_helper
+
+# refute_panic: the last run's stderr holds no Rust panic message.
+refute_panic() {
+	if [[ $stderr == *panicked* || $output == *panicked* ]]; then
+		fail "the helper panicked: $stderr"
+	fi
+}
+
+# assert_usage_error: the last run was a usage error: status 2, nothing on stdout, and
+# exactly one line on stderr naming the helper.
+assert_usage_error() {
+	assert_failure 2
+	assert_output ''
+	[[ $stderr == semctl-helper:* ]] || fail "stderr does not start with 'semctl-helper:': $stderr"
+	[[ $stderr != *$'\n'* ]] || fail "more than one line on stderr: $stderr"
+	refute_panic
+}
+
+# assert_one_line_error CODE: status CODE, empty stdout, one line on stderr.
+assert_one_line_error() {
+	assert_failure "$1"
+	assert_output ''
+	[[ $stderr == semctl-helper:* ]] || fail "stderr does not start with 'semctl-helper:': $stderr"
+	[[ $stderr != *$'\n'* ]] || fail "more than one line on stderr: $stderr"
+	refute_panic
+}
+
+@test "--help exits 0 and prints the usage and every exit code on stdout" {
+	run --separate-stderr "$HELPER" --help
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output --partial 'Usage: semctl-helper'
+	local verb code
+	for verb in init post wait trywait peek destroy; do
+		grep -qE "^  $verb  " <<<"$output" || fail "--help does not list $verb"
+	done
+	assert_output --partial 'Exit codes:'
+	for code in 0 1 2 3 4 5 6; do
+		grep -qE "^  $code  [a-z]" <<<"$output" || fail "--help does not document exit code $code"
+	done
+}
+
+@test "-h is --help" {
+	run --separate-stderr "$HELPER" -h
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output --partial 'Exit codes:'
+}
+
+@test "--version exits 0 and prints the version on stdout" {
+	run --separate-stderr "$HELPER" --version
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output --regexp '^semctl-helper [0-9]+\.[0-9]+\.[0-9]+'
+	[[ $output != *$'\n'* ]] || fail "more than one line: $output"
+}
+
+@test "a subcommand's --help exits 0 on stdout" {
+	local verb
+	for verb in init post wait trywait peek destroy; do
+		run --separate-stderr "$HELPER" "$verb" --help
+		assert_success
+		assert_equal "$stderr" ''
+		assert_output --partial "Usage: semctl-helper $verb"
+	done
+}
+
+@test "no subcommand is a usage error (2)" {
+	run --separate-stderr "$HELPER"
+	assert_usage_error
+}
+
+@test "an unknown subcommand is a usage error (2)" {
+	run --separate-stderr "$HELPER" frobnicate "$D/s"
+	assert_usage_error
+	run --separate-stderr "$HELPER" --frobnicate
+	assert_usage_error
+}
+
+@test "a missing NAME is a usage error (2) for every subcommand" {
+	local verb
+	for verb in init post wait trywait peek destroy; do
+		run --separate-stderr "$HELPER" "$verb"
+		assert_usage_error
+	done
+}
+
+@test "init without VALUE, or with extra arguments, is a usage error (2)" {
+	run --separate-stderr "$HELPER" init "$D/s"
+	assert_usage_error
+	run --separate-stderr "$HELPER" init "$D/s" 1 0600 extra
+	assert_usage_error
+	run --separate-stderr "$HELPER" post "$D/s" extra
+	assert_usage_error
+	run --separate-stderr "$HELPER" wait "$D/s" 1 extra
+	assert_usage_error
+	[[ ! -e $D/s ]]
+}
+
+@test "a bad value is a usage error (2) and leaves nothing" {
+	local v
+	for v in '' abc -1 +1 1.5 ' 1' '1 ' 0x10 1e3; do
+		run --separate-stderr "$HELPER" init "$D/s" "$v"
+		assert_usage_error
+		[[ ! -e $D/s ]] || fail "value '$v' left a file"
+	done
+}
+
+@test "a bad mode is a usage error (2) and leaves nothing" {
+	local m
+	for m in '' 999 0x600 rw 0600x -600 12345670; do
+		run --separate-stderr "$HELPER" init "$D/s" 1 "$m"
+		assert_usage_error
+		[[ ! -e $D/s ]] || fail "mode '$m' left a file"
+	done
+}
+
+@test "a bad timeout is a usage error (2) and takes nothing" {
+	"$HELPER" init "$D/s" 1
+	local t
+	for t in '' abc 1e3 1,5 '1 ' 0x1 inf nan; do
+		run --separate-stderr "$HELPER" wait "$D/s" "$t"
+		assert_usage_error
+	done
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+}
+
+@test "bad names are usage errors (2)" {
+	run --separate-stderr "$HELPER" init '' 1
+	assert_usage_error
+	run --separate-stderr "$HELPER" init "$D/" 1
+	assert_usage_error
+	run --separate-stderr "$HELPER" peek ''
+	assert_usage_error
+}
+
+@test "init succeeds (0) silently; init on an existing name is 6" {
+	run --separate-stderr "$HELPER" init "$D/s" 3
+	assert_success
+	assert_output ''
+	assert_equal "$stderr" ''
+	run --separate-stderr "$HELPER" init "$D/s" 5
+	assert_one_line_error 6
+	run "$HELPER" peek "$D/s"
+	assert_output 3
+}
+
+@test "peek prints the value and a newline" {
+	"$HELPER" init "$D/s" 42
+	run --separate-stderr "$HELPER" peek "$D/s"
+	assert_success
+	assert_output 42
+	assert_equal "$stderr" ''
+	# Exactly "42\n": command substitution would hide a missing or extra newline.
+	assert_equal "$("$HELPER" peek "$D/s" | od -An -c | tr -s ' ')" ' 4 2 \n'
+}
+
+@test "post, trywait and wait succeed (0) silently" {
+	"$HELPER" init "$D/s" 0
+	run --separate-stderr "$HELPER" post "$D/s"
+	assert_success
+	assert_output ''
+	assert_equal "$stderr" ''
+	run --separate-stderr "$HELPER" trywait "$D/s"
+	assert_success
+	assert_output ''
+	assert_equal "$stderr" ''
+	"$HELPER" post "$D/s"
+	run --separate-stderr "$HELPER" wait "$D/s" 1
+	assert_success
+	assert_output ''
+	assert_equal "$stderr" ''
+	run "$HELPER" peek "$D/s"
+	assert_output 0
+}
+
+@test "would block is 1: trywait and wait 0 at value 0" {
+	"$HELPER" init "$D/s" 0
+	run --separate-stderr "$HELPER" trywait "$D/s"
+	assert_failure 1
+	assert_output ''
+	refute_panic
+	run --separate-stderr "$HELPER" wait "$D/s" 0
+	assert_failure 1
+	assert_output ''
+	refute_panic
+}
+
+@test "a timeout is 1" {
+	"$HELPER" init "$D/s" 0
+	local start end
+	start=$(now)
+	run --separate-stderr "$HELPER" wait "$D/s" 0.2
+	end=$(now)
+	assert_failure 1
+	assert_output ''
+	refute_panic
+	assert_elapsed "$start" "$end" 0.18 2
+}
+
+@test "wait NAME -1 waits forever without needing --" {
+	"$HELPER" init "$D/s" 0
+	"$HELPER" wait "$D/s" -1 3>&- &
+	local pid=$!
+	wait_for_waiters "$D/s" 1
+	"$HELPER" post "$D/s"
+	run wait "$pid"
+	assert_success
+	run "$HELPER" peek "$D/s"
+	assert_output 0
+}
+
+@test "wait NAME -0.5 waits forever too" {
+	"$HELPER" init "$D/s" 0
+	"$HELPER" wait "$D/s" -0.5 3>&- &
+	local pid=$!
+	wait_for_waiters "$D/s" 1
+	"$HELPER" post "$D/s"
+	run wait "$pid"
+	assert_success
+}
+
+@test "names starting with '-' work after --" {
+	cd "$D"
+	run --separate-stderr "$HELPER" init -- -s 2
+	assert_success
+	assert_equal "$stderr" ''
+	[[ -f $HOME/-s ]]
+	run --separate-stderr "$HELPER" peek -- -s
+	assert_success
+	assert_output 2
+	run --separate-stderr "$HELPER" post -- -s
+	assert_success
+	run --separate-stderr "$HELPER" trywait -- -s
+	assert_success
+	run --separate-stderr "$HELPER" wait -- -s 0
+	assert_success
+	run --separate-stderr "$HELPER" wait -- -s -1
+	assert_success
+	run "$HELPER" peek -- -s
+	assert_output 0
+	run --separate-stderr "$HELPER" destroy -- -s
+	assert_success
+	assert_equal "$stderr" ''
+	[[ ! -e $HOME/-s ]]
+}
+
+@test "no such semaphore is 3, for every operation" {
+	local verb
+	for verb in post wait trywait peek destroy; do
+		run --separate-stderr "$HELPER" "$verb" "$D/none"
+		assert_one_line_error 3
+	done
+}
+
+@test "a missing parent directory is 3 with a clear message" {
+	run --separate-stderr "$HELPER" peek "$D/no/such/dir/s"
+	assert_one_line_error 3
+	assert_equal "$(grep -c 'parent directory' <<<"$stderr")" 1
+	run --separate-stderr "$HELPER" init "$D/no/such/dir/s" 1
+	refute_panic
+	assert_failure
+	assert_output ''
+	[[ $stderr == *'parent directory'* ]] || fail "unclear message: $stderr"
+}
+
+@test "a stale semaphore is 3" {
+	"$HELPER" init "$D/s" 1
+	ipcrm -s "$(set_id "$D/s")"
+	local verb
+	for verb in post wait trywait peek; do
+		run --separate-stderr "$HELPER" "$verb" "$D/s"
+		assert_one_line_error 3
+	done
+	[[ -f $D/s ]]
+}
+
+@test "a file that is not a record is 3" {
+	echo garbage >"$D/s"
+	run --separate-stderr "$HELPER" peek "$D/s"
+	assert_one_line_error 3
+	run --separate-stderr "$HELPER" post "$D/s"
+	assert_one_line_error 3
+}
+
+@test "destroyed while waiting is 3" {
+	"$HELPER" init "$D/s" 0
+	"$HELPER" wait "$D/s" 3>&- &
+	local pid=$!
+	wait_for_waiters "$D/s" 1
+	"$HELPER" destroy "$D/s"
+	run wait "$pid"
+	assert_failure 3
+}
+
+@test "permission denied is 4: another uid's private semaphore" {
+	require_setpriv
+	"$HELPER" init "$D/s" 1
+	local verb
+	for verb in post wait trywait peek; do
+		run --separate-stderr as_nobody "$HELPER" "$verb" "$D/s"
+		assert_one_line_error 4
+	done
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+}
+
+@test "not the owner is 4: destroying another uid's semaphore" {
+	require_setpriv
+	mkdir "$D/pub"
+	chmod 1777 "$D/pub"
+	"$HELPER" init "$D/pub/s" 1 0666
+	run --separate-stderr as_nobody "$HELPER" destroy "$D/pub/s"
+	assert_one_line_error 4
+	run "$HELPER" peek "$D/pub/s"
+	assert_output 1
+}
+
+@test "a value of 32768 is 5 and leaves nothing; 32767 is fine" {
+	run --separate-stderr "$HELPER" init "$D/s" 32768
+	assert_one_line_error 5
+	[[ $stderr == *32767* ]] || fail "the message does not name the limit: $stderr"
+	[[ ! -e $D/s ]]
+	run --separate-stderr "$HELPER" init "$D/s" 99999999999999999999
+	refute_panic
+	assert_failure
+	[[ ! -e $D/s ]]
+	run --separate-stderr "$HELPER" init "$D/s" 32767
+	assert_success
+	run "$HELPER" peek "$D/s"
+	assert_output 32767
+}
+
+@test "post at 32767 is 5 and leaves the value unchanged" {
+	"$HELPER" init "$D/s" 32767
+	run --separate-stderr "$HELPER" post "$D/s"
+	assert_one_line_error 5
+	run "$HELPER" peek "$D/s"
+	assert_output 32767
+}
+
+@test "a kernel limit (SEMMNI) is 5 and named in the message" {
+	# Fill the system's set table in a private IPC namespace, so that nobody else's
+	# sets are touched.
+	if [[ $(id -u) != 0 ]] || ! unshare -i true 2>/dev/null; then
+		skip "needs root and unshare -i"
+	fi
+	run --separate-stderr unshare -i bash -c '
+		echo "250 32000 32 4" >/proc/sys/kernel/sem
+		for i in 1 2 3 4; do ipcmk -S 1 >/dev/null || exit 99; done
+		"$1" init "$2" 1' _ "$HELPER" "$D/s"
+	assert_one_line_error 5
+	[[ $stderr == *SEMMNI* ]] || fail "the message does not name SEMMNI: $stderr"
+	[[ ! -e $D/s ]]
+}
+
+@test "no panic whatever the arguments" {
+	local args
+	for args in 'init' 'init x' 'init x y z w' 'wait x 99999999999999999999' \
+		'wait x 0.0000000001' 'wait x -99999999999' 'wait x .5' 'wait x 5.' \
+		'init x 1 07777' 'init x 1 0' 'peek //' 'peek /' 'peek .' 'peek ..'; do
+		# shellcheck disable=SC2086 # split the argument list on purpose
+		run --separate-stderr "$HELPER" $args
+		refute_panic
+		(( status != 0 && status < 128 )) || [[ $args == 'init x 1 0' ]] ||
+			fail "'$args' exited $status"
+		"$HELPER" destroy x 2>/dev/null || true
+	done
+	run --separate-stderr "$HELPER" peek $'\xff\xfe'
+	refute_panic
+	assert_failure 3
+}

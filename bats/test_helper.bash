@@ -1,0 +1,115 @@
+# shellcheck shell=bash
+# Shared setup for the bats suites: a private HOME and directory per test, the library
+# sourced fresh, and a check after every test that no kernel set leaked.
+
+bats_load_library bats-support
+bats_load_library bats-assert
+
+REPO_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd -P)
+export REPO_ROOT
+HELPER=$REPO_ROOT/target/release/semctl-helper
+export HELPER
+
+setup() {
+	export HOME=$BATS_TEST_TMPDIR/home
+	mkdir -p "$HOME"
+	# A directory for absolute names; world-searchable so that tests dropping to an
+	# unprivileged uid can reach it.
+	D=$BATS_TEST_TMPDIR/d
+	mkdir -p "$D"
+	chmod 755 "$BATS_TEST_TMPDIR" "$D"
+	unset SEMCTL_HELPER SEM_VERBOSE
+	# shellcheck source=sh/sem.sh
+	source "$REPO_ROOT/sh/sem.sh"
+	SETS_BEFORE=$(kernel_sets)
+}
+
+teardown() {
+	local f pids
+	pids=$(jobs -p)
+	if [[ -n $pids ]]; then
+		# shellcheck disable=SC2086 # one pid per word
+		kill -9 $pids 2>/dev/null || true
+		wait 2>/dev/null || true
+	fi
+	# Remove whatever a test left: every record under its directories, by its owner.
+	while IFS= read -r -d '' f; do
+		if head -c 6 "$f" 2>/dev/null | grep -q '^sem/1 '; then
+			local owner
+			owner=$(stat -c %u "$f")
+			if [[ $owner == "$(id -u)" ]]; then
+				"$HELPER" destroy "$f" 2>/dev/null || true
+			else
+				setpriv --reuid="$owner" --regid="$(stat -c %g "$f")" --clear-groups \
+					"$HELPER" destroy "$f" 2>/dev/null || true
+			fi
+		fi
+	done < <(find "$BATS_TEST_TMPDIR" -type f -print0 2>/dev/null)
+	# Leaks are checked only in a private IPC namespace (make bats runs the suites under
+	# `unshare --ipc`): elsewhere other processes' sets come and go, and are not ours.
+	if [[ ${SEM_TEST_PRIVATE_IPC:-} == 1 ]]; then
+		local leaked
+		leaked=$(comm -13 <(echo "$SETS_BEFORE") <(kernel_sets))
+		if [[ -n $leaked ]]; then
+			echo "leaked kernel sets (ids): $leaked" >&2
+			for f in $leaked; do ipcrm -s "$f" 2>/dev/null || true; done
+			return 1
+		fi
+	fi
+}
+
+# kernel_sets: the ids of all semaphore sets, sorted.
+kernel_sets() {
+	ipcs -s | awk '$2 ~ /^[0-9]+$/ { print $2 }' | sort
+}
+
+# set_id NAME: the kernel set id recorded in NAME's file.
+set_id() {
+	sed -n 's/^sem\/1 .* id=\([0-9]*\) .*/\1/p' "$1"
+}
+
+# waiters NAME: how many processes the kernel reports blocked decrementing NAME.
+waiters() {
+	ipcs -s -i "$(set_id "$1")" 2>/dev/null | awk '$1 == "0" && NF >= 5 { print $3 }'
+}
+
+# wait_for_waiters NAME N [SECONDS]: poll until N processes are blocked on NAME.
+wait_for_waiters() {
+	local name=$1 n=$2 limit=${3:-10} i
+	for ((i = 0; i < limit * 100; i++)); do
+		if [[ $(waiters "$name") == "$n" ]]; then
+			return 0
+		fi
+		sleep 0.01
+	done
+	echo "expected $n waiters on $name, have $(waiters "$name")" >&2
+	return 1
+}
+
+# now: seconds since the epoch, with microseconds.
+now() {
+	echo "$EPOCHREALTIME"
+}
+
+# elapsed_between START END LOW HIGH: assert LOW <= END-START <= HIGH (seconds).
+assert_elapsed() {
+	local start=$1 end=$2 low=$3 high=$4
+	if ! awk -v s="$start" -v e="$end" -v lo="$low" -v hi="$high" \
+		'BEGIN { d = e - s; exit !(d >= lo && d <= hi) }'; then
+		fail "elapsed $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }') s, expected between $low and $high s"
+	fi
+}
+
+# as_nobody CMD...: run CMD as the unprivileged uid 65534, or skip the test.
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+}
+
+require_setpriv() {
+	if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+		skip "cross-user tests need root and setpriv to drop to an unprivileged uid"
+	fi
+	if ! setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+		skip "setpriv cannot drop to uid 65534 here"
+	fi
+}
