@@ -1,9 +1,24 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC2016 # the single-quoted scripts run in child shells
 # semctl-helper as a tool of its own: --help, --version, argument parsing and the exit
 # codes that tell failures apart (sem.sh maps them all to 1).
 
 bats_require_minimum_version 1.5.0
 load test_helper
+
+# reap PID: wait for the background job PID and put its exit status in $status, as run
+# would (run itself can't: it waits in a subshell, which has no children).
+reap() {
+	status=0 output=''
+	wait "$1" || status=$?
+}
+
+# reachable_by_nobody: let uid 65534 reach $D (bats makes its run directory 0700).
+reachable_by_nobody() {
+	require_setpriv
+	chmod go+x "$BATS_RUN_TMPDIR"
+	as_nobody test -x "$D" || skip "uid 65534 cannot reach $D"
+}
 
 # refute_panic: the last run's stderr holds no Rust panic message.
 refute_panic() {
@@ -211,7 +226,7 @@ assert_one_line_error() {
 	local pid=$!
 	wait_for_waiters "$D/s" 1
 	"$HELPER" post "$D/s"
-	run wait "$pid"
+	reap "$pid"
 	assert_success
 	run "$HELPER" peek "$D/s"
 	assert_output 0
@@ -223,7 +238,7 @@ assert_one_line_error() {
 	local pid=$!
 	wait_for_waiters "$D/s" 1
 	"$HELPER" post "$D/s"
-	run wait "$pid"
+	reap "$pid"
 	assert_success
 }
 
@@ -296,12 +311,12 @@ assert_one_line_error() {
 	local pid=$!
 	wait_for_waiters "$D/s" 1
 	"$HELPER" destroy "$D/s"
-	run wait "$pid"
+	reap "$pid"
 	assert_failure 3
 }
 
 @test "permission denied is 4: another uid's private semaphore" {
-	require_setpriv
+	reachable_by_nobody
 	"$HELPER" init "$D/s" 1
 	local verb
 	for verb in post wait trywait peek; do
@@ -313,7 +328,7 @@ assert_one_line_error() {
 }
 
 @test "not the owner is 4: destroying another uid's semaphore" {
-	require_setpriv
+	reachable_by_nobody
 	mkdir "$D/pub"
 	chmod 1777 "$D/pub"
 	"$HELPER" init "$D/pub/s" 1 0666
@@ -376,4 +391,12 @@ assert_one_line_error() {
 	run --separate-stderr "$HELPER" peek $'\xff\xfe'
 	refute_panic
 	assert_failure 3
+	local long
+	long=$(printf 'a%.0s' {1..300})
+	run --separate-stderr "$HELPER" init "$D/$long" 1
+	refute_panic
+	assert_failure 2
+	run --separate-stderr "$HELPER" peek "$D/$(printf 'dir/%.0s' {1..1100})s"
+	refute_panic
+	assert_failure 2
 }

@@ -2,6 +2,7 @@
 # Shared setup for the bats suites: a private HOME and directory per test, the library
 # sourced fresh, and a check after every test that no kernel set leaked.
 
+bats_require_minimum_version 1.5.0
 bats_load_library bats-support
 bats_load_library bats-assert
 
@@ -17,7 +18,10 @@ setup() {
 	# unprivileged uid can reach it.
 	D=$BATS_TEST_TMPDIR/d
 	mkdir -p "$D"
-	chmod 755 "$BATS_TEST_TMPDIR" "$D"
+	# bats makes its run directory 0700; cross-user tests (uid 65534, maybe in group 0)
+	# must be able to reach $D.
+	chmod go+x "$BATS_RUN_TMPDIR" "$BATS_TEST_TMPDIR"
+	chmod 755 "$D"
 	unset SEMCTL_HELPER SEM_VERBOSE
 	# shellcheck source=sh/sem.sh
 	source "$REPO_ROOT/sh/sem.sh"

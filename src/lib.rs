@@ -38,6 +38,7 @@
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod error;
 mod lifecycle;

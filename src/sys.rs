@@ -289,7 +289,10 @@ mod tests {
         set_val(s.0, 2).unwrap();
         semop(s.0, -1, 0).unwrap();
         assert_eq!(get_val(s.0), Ok(1));
-        assert_eq!(semop(s.0, -2, libc::IPC_NOWAIT as libc::c_short), Err(Errno::EAGAIN));
+        assert_eq!(
+            semop(s.0, -2, libc::IPC_NOWAIT as libc::c_short),
+            Err(Errno::EAGAIN)
+        );
         assert_eq!(set_val(s.0, 32768), Err(Errno::ERANGE));
         set_val(s.0, 32767).unwrap();
         assert_eq!(semop(s.0, 1, 0), Err(Errno::ERANGE));
@@ -305,7 +308,10 @@ mod tests {
     fn timed_take_expires_and_takes() {
         let s = PrivateSet::new();
         let t = std::time::Instant::now();
-        assert_eq!(take_one_within(s.0, Duration::from_millis(50)), Err(Errno::EAGAIN));
+        assert_eq!(
+            take_one_within(s.0, Duration::from_millis(50)),
+            Err(Errno::EAGAIN)
+        );
         assert!(t.elapsed() >= Duration::from_millis(45));
         set_val(s.0, 1).unwrap();
         take_one_within(s.0, Duration::from_millis(50)).unwrap();

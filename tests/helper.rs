@@ -55,7 +55,11 @@ fn run(args: &[&dyn AsRef<OsStr>]) -> (i32, String, String) {
     let code = out.status.code().expect("the helper exits normally");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
 }
 
 fn value(p: &Path) -> u16 {
@@ -111,13 +115,25 @@ fn bad_arguments_are_usage_or_range_errors_and_leave_nothing() {
         (&["init", "/tmp/", "1"], 2),
     ];
     for (args, want) in cases {
-        let (code, out, err) = run(&args.iter().map(|a| a as &dyn AsRef<OsStr>).collect::<Vec<_>>());
+        let (code, out, err) = run(&args
+            .iter()
+            .map(|a| a as &dyn AsRef<OsStr>)
+            .collect::<Vec<_>>());
         assert_eq!(code, *want, "{args:?}: {err}");
         assert!(out.is_empty());
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("semctl-helper: "), "{err}");
     }
-    for (v, want) in [("", 2), ("-1", 2), ("1.5", 2), ("0x10", 2), ("+1", 2), (" 1", 2), ("32768", 5), ("99999999999999999999", 5)] {
+    for (v, want) in [
+        ("", 2),
+        ("-1", 2),
+        ("1.5", 2),
+        ("0x10", 2),
+        ("+1", 2),
+        (" 1", 2),
+        ("32768", 5),
+        ("99999999999999999999", 5),
+    ] {
         let (code, _, err) = run(&[&"init", &p, &v]);
         assert_eq!(code, want, "value {v:?}: {err}");
         assert!(!p.exists(), "value {v:?} left a file");
@@ -153,7 +169,11 @@ fn exactly_one_concurrent_init_wins() {
         let children: Vec<_> = (0..16)
             .map(|i| {
                 Command::new(HELPER)
-                    .args([OsStr::new("init"), p.as_os_str(), OsStr::new(&(i + 1).to_string())])
+                    .args([
+                        OsStr::new("init"),
+                        p.as_os_str(),
+                        OsStr::new(&(i + 1).to_string()),
+                    ])
                     .stderr(Stdio::null())
                     .spawn()
                     .expect("spawn")
@@ -161,9 +181,19 @@ fn exactly_one_concurrent_init_wins() {
             .collect();
         let codes: Vec<i32> = children
             .into_iter()
-            .map(|c| c.wait_with_output().expect("wait").status.code().expect("exit code"))
+            .map(|c| {
+                c.wait_with_output()
+                    .expect("wait")
+                    .status
+                    .code()
+                    .expect("exit code")
+            })
             .collect();
-        assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "round {round}: {codes:?}");
+        assert_eq!(
+            codes.iter().filter(|&&c| c == 0).count(),
+            1,
+            "round {round}: {codes:?}"
+        );
         assert!(codes.iter().all(|&c| c == 0 || c == 6), "{codes:?}");
         let winner = codes.iter().position(|&c| c == 0).expect("one won") + 1;
         assert_eq!(usize::from(value(&p)), winner);
@@ -176,7 +206,10 @@ fn stale_names_are_reported_and_reclaimed() {
     let s = Scratch::new();
     let p = s.path("stale");
     assert_eq!(run(&[&"init", &p, &"1"]).0, 0);
-    let rm = Command::new("ipcrm").args(["-s", &set_id(&p)]).status().expect("ipcrm runs");
+    let rm = Command::new("ipcrm")
+        .args(["-s", &set_id(&p)])
+        .status()
+        .expect("ipcrm runs");
     assert!(rm.success());
     for op in ["post", "trywait", "peek"] {
         let (code, out, err) = run(&[&op, &p]);
@@ -186,7 +219,10 @@ fn stale_names_are_reported_and_reclaimed() {
     }
     assert_eq!(run(&[&"init", &p, &"4"]).0, 0, "init reclaims a stale name");
     assert_eq!(value(&p), 4);
-    let rm = Command::new("ipcrm").args(["-s", &set_id(&p)]).status().expect("ipcrm runs");
+    let rm = Command::new("ipcrm")
+        .args(["-s", &set_id(&p)])
+        .status()
+        .expect("ipcrm runs");
     assert!(rm.success());
     assert_eq!(run(&[&"destroy", &p]).0, 0, "destroy removes a stale name");
     assert!(!p.exists());
@@ -203,8 +239,12 @@ fn records_are_trusted_only_when_exact() {
         Vec::new(),
         good[..good.len() / 2].to_vec(),
         b"\x00\xff garbage \n".to_vec(),
-        String::from_utf8_lossy(&good).replace("sem/1", "sem/2").into_bytes(),
-        String::from_utf8_lossy(&good).replace(" id=", " id=0").into_bytes(),
+        String::from_utf8_lossy(&good)
+            .replace("sem/1", "sem/2")
+            .into_bytes(),
+        String::from_utf8_lossy(&good)
+            .replace(" id=", " id=0")
+            .into_bytes(),
         [good.as_slice(), b"\n"].concat(),
     ];
     variants.push(good.repeat(4));
@@ -216,8 +256,16 @@ fn records_are_trusted_only_when_exact() {
             assert_eq!(code, 3, "{op} on {:?}: {err}", String::from_utf8_lossy(&v));
             assert!(out.is_empty());
         }
-        assert_eq!(run(&[&"init", &q, &"1"]).0, 6, "init never overwrites a non-record");
-        assert_eq!(run(&[&"destroy", &q]).0, 3, "destroy never removes a non-record");
+        assert_eq!(
+            run(&[&"init", &q, &"1"]).0,
+            6,
+            "init never overwrites a non-record"
+        );
+        assert_eq!(
+            run(&[&"destroy", &q]).0,
+            3,
+            "destroy never removes a non-record"
+        );
         assert_eq!(std::fs::read(&q).expect("still there"), v);
     }
     assert_eq!(value(&p), 1, "nothing touched the real semaphore");
@@ -237,7 +285,10 @@ fn symlinks_at_the_name_are_never_followed() {
         assert!(err.contains("symbolic link"), "{err}");
     }
     assert_eq!(run(&[&"init", &l, &"1"]).0, 6);
-    assert!(std::fs::symlink_metadata(&l).expect("kept").file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&l)
+        .expect("kept")
+        .file_type()
+        .is_symlink());
     assert_eq!(value(&p), 1);
     std::fs::remove_file(&l).expect("removable");
 }
@@ -268,11 +319,19 @@ fn a_post_wakes_a_blocked_waiter_at_once() {
     let s = Scratch::new();
     let p = s.path("wake");
     assert_eq!(run(&[&"init", &p, &"0"]).0, 0);
-    let mut waiter = Command::new(HELPER).arg("wait").arg(&p).spawn().expect("spawn");
-    let sem = sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
+    let mut waiter = Command::new(HELPER)
+        .arg("wait")
+        .arg(&p)
+        .spawn()
+        .expect("spawn");
+    let sem =
+        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
     let start = Instant::now();
     while sem.waiters().expect("ncnt") == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the waiter never blocked");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the waiter never blocked"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let posted = Instant::now();
@@ -315,7 +374,8 @@ fn destroy_wakes_waiters() {
                 .expect("spawn")
         })
         .collect();
-    let sem = sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
+    let sem =
+        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
     let start = Instant::now();
     while sem.waiters().expect("ncnt") < 3 {
         assert!(start.elapsed() < Duration::from_secs(10));

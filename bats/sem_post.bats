@@ -1,0 +1,228 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016 # bash -c scripts in single quotes expand $1 and $REPO_ROOT in the child
+# shellcheck disable=SC2154 # bats run sets stderr and stderr_lines
+# shellcheck disable=SC2030,SC2031 # each @test is a subshell; status and output are its own
+# sem_post NAME: increments the counter and wakes the next waiter; returns 0 or 1;
+# prints nothing on stdout or stderr (a one-line reason with SEM_VERBOSE=1).
+
+load test_helper
+bats_require_minimum_version 1.5.0
+
+assert_silent() {
+	assert_equal "$output" ""
+	assert_equal "$stderr" ""
+}
+
+# open_run_dir: bats makes its run directory 0700, so another uid could not reach $D.
+# (test_helper.bash's setup should do this.)
+open_run_dir() {
+	chmod go+x "$BATS_RUN_TMPDIR"
+}
+
+# bg_wait OUT NAME [TIMEOUT]: run sem_wait in the background. When it returns it writes
+# "STATUS START END" to OUT (times from $EPOCHREALTIME, taken in the waiter itself), and
+# leaves its stdout and stderr in OUT.stdout and OUT.stderr. fd 3 is closed so that bats
+# doesn't wait for the job.
+bg_wait() {
+	local out=$1
+	shift
+	(
+		start=$EPOCHREALTIME
+		rc=0
+		sem_wait "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
+		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
+		mv "$out.tmp" "$out"
+	) 3>&- &
+}
+
+# await OUT [SECONDS]: poll until the background waiter has written OUT.
+await() {
+	local i limit=${2:-10}
+	for ((i = 0; i < limit * 100; i++)); do
+		if [[ -e $1 ]]; then
+			return 0
+		fi
+		sleep 0.01
+	done
+	fail "the waiter writing $1 did not return within $limit s"
+}
+
+@test "sem_post increments the counter, silent on stdout and stderr" {
+	sem_init "$D/s" 0
+	run --separate-stderr sem_post "$D/s"
+	assert_success
+	assert_silent
+	run --separate-stderr sem_peek "$D/s"
+	assert_output 1
+	run --separate-stderr sem_post "$D/s"
+	assert_success
+	assert_silent
+	run --separate-stderr sem_peek "$D/s"
+	assert_output 2
+}
+
+@test "sem_post on a relative NAME posts under \$HOME" {
+	sem_init "$HOME/rel" 0
+	run --separate-stderr sem_post rel
+	assert_success
+	assert_silent
+	run sem_peek "$HOME/rel"
+	assert_output 1
+}
+
+@test "sem_post on a missing name returns 1, silent" {
+	run --separate-stderr sem_post "$D/missing"
+	assert_failure 1
+	assert_silent
+	assert [ ! -e "$D/missing" ]
+	run --separate-stderr sem_post "$D/nodir/missing"
+	assert_failure 1
+	assert_silent
+	run --separate-stderr sem_post ""
+	assert_failure 1
+	assert_silent
+	run --separate-stderr sem_post "$D/"
+	assert_failure 1
+	assert_silent
+}
+
+@test "sem_post on a stale name returns 1, silent" {
+	sem_init "$D/s" 0
+	ipcrm -s "$(set_id "$D/s")"
+	run --separate-stderr sem_post "$D/s"
+	assert_failure 1
+	assert_silent
+}
+
+@test "sem_post on a file that is not a record returns 1, silent, and leaves it alone" {
+	echo "not a semaphore" >"$D/file"
+	run --separate-stderr sem_post "$D/file"
+	assert_failure 1
+	assert_silent
+	assert_equal "$(cat "$D/file")" "not a semaphore"
+}
+
+@test "sem_post at 32767 returns 1, silent, and leaves the counter unchanged" {
+	sem_init "$D/s" 32766
+	run --separate-stderr sem_post "$D/s"
+	assert_success
+	assert_silent
+	run --separate-stderr sem_post "$D/s"
+	assert_failure 1
+	assert_silent
+	run sem_peek "$D/s"
+	assert_output 32767
+}
+
+@test "sem_post without permission returns 1, silent, and leaves the counter unchanged" {
+	require_setpriv
+	open_run_dir
+	sem_init "$D/s" 1
+	run --separate-stderr as_nobody bash -c \
+		'source "$REPO_ROOT/sh/sem.sh"; sem_post "$1"' _ "$D/s"
+	assert_failure 1
+	assert_silent
+	run sem_peek "$D/s"
+	assert_output 1
+}
+
+@test "with SEM_VERBOSE=1 a failing sem_post prints exactly one line on stderr" {
+	sem_init "$D/full" 32767
+	export SEM_VERBOSE=1
+	local name
+	for name in "$D/missing" "$D/full"; do
+		run --separate-stderr sem_post "$name"
+		assert_failure 1
+		assert_equal "$output" ""
+		assert_equal "${#stderr_lines[@]}" 1
+		if [[ -z $stderr || $stderr == *$'\n'* ]]; then
+			fail "expected exactly one line on stderr, got: '$stderr'"
+		fi
+	done
+}
+
+@test "with SEM_VERBOSE=1 a successful sem_post is still silent" {
+	sem_init "$D/s" 0
+	SEM_VERBOSE=1 run --separate-stderr sem_post "$D/s"
+	assert_success
+	assert_silent
+}
+
+@test "sem_post wakes a blocked waiter within 0.1 s" {
+	sem_init "$D/s" 0
+	bg_wait "$D/w" "$D/s"
+	wait_for_waiters "$D/s" 1
+	local t0
+	t0=$(now)
+	sem_post "$D/s"
+	await "$D/w"
+	local rc start end
+	read -r rc start end <"$D/w"
+	assert_equal "$rc" 0
+	assert_elapsed "$t0" "$end" 0 0.1
+	assert_equal "$(cat "$D/w.stdout" "$D/w.stderr")" ""
+	# The waiter took the count.
+	run sem_peek "$D/s"
+	assert_output 0
+}
+
+@test "one sem_post wakes one waiter, the next post the other" {
+	sem_init "$D/s" 0
+	bg_wait "$D/w1" "$D/s"
+	bg_wait "$D/w2" "$D/s"
+	wait_for_waiters "$D/s" 2
+	sem_post "$D/s"
+	wait_for_waiters "$D/s" 1
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[[ -e $D/w1 || -e $D/w2 ]] && break
+		sleep 0.01
+	done
+	local returned
+	returned=$(find "$D" -maxdepth 1 -name 'w[12]' | wc -l)
+	assert_equal "$returned" 1
+	run sem_peek "$D/s"
+	assert_output 0
+	sem_post "$D/s"
+	await "$D/w1"
+	await "$D/w2"
+	local rc1 rc2 rest
+	read -r rc1 rest <"$D/w1"
+	read -r rc2 rest <"$D/w2"
+	assert_equal "$rc1 $rc2" "0 0"
+	run sem_peek "$D/s"
+	assert_output 0
+}
+
+@test "sem_post with the wrong number of arguments returns 1, silent" {
+	sem_init "$D/s" 0
+	run --separate-stderr sem_post
+	assert_failure 1
+	assert_silent
+	run --separate-stderr sem_post "$D/s" "$D/s"
+	assert_failure 1
+	assert_silent
+	run sem_peek "$D/s"
+	assert_output 0
+}
+
+@test "sem_post works in a caller running set -euo pipefail" {
+	run --separate-stderr bash -c '
+		set -euo pipefail
+		source "$REPO_ROOT/sh/sem.sh"
+		sem_init "$1/s" 32766
+		sem_post "$1/s"
+		rc=0
+		sem_post "$1/s" || rc=$?
+		echo "at limit=$rc"
+		rc=0
+		sem_post "$1/missing" || rc=$?
+		echo "missing=$rc"
+		echo "value=$(sem_peek "$1/s")"
+		sem_destroy "$1/s"
+		echo done
+	' _ "$D"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_output $'at limit=1\nmissing=1\nvalue=32767\ndone'
+}
