@@ -72,15 +72,18 @@ pub fn die_of(sig: i32) -> ! {
     std::process::exit(128 + sig)
 }
 
-/// Have the kernel kill this process when its parent exits, so that a wait whose caller
-/// is gone (killed with -9, or a CI cancel that signals only the script) doesn't linger and
-/// later take a count that nobody would give back.
+/// End a wait, taking nothing, when this process's parent exits, so that a wait whose
+/// caller is gone (killed with -9, or a CI cancel that signals only the script) doesn't
+/// linger and later take a count that nobody would give back. The kernel's
+/// `PR_SET_PDEATHSIG` delivers a real-time signal; its handler checks that we were really
+/// reparented, since the signal also comes when just the forking thread of a
+/// multi-threaded parent exits.
 ///
 /// # Errors
 /// [`ErrorKind::Interrupted`] when the parent is already gone.
 pub fn die_with_parent() -> Result<()> {
     let parent = nix::unistd::getppid();
-    sys::set_parent_death_signal(libc::SIGKILL)
+    sys::catch_parent_death(sys::first_realtime_signal(), parent.as_raw())
         .map_err(|e| Error::sys(ErrorKind::Other, "cannot tie our life to our parent's", e))?;
     // The parent may have died before the prctl: then we were reparented already.
     if nix::unistd::getppid() != parent {

@@ -237,14 +237,41 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), Errno> {
     }
 }
 
-/// `prctl(PR_SET_PDEATHSIG, sig)`: have the kernel send `sig` when our parent exits.
+/// The parent pid that [`catch_parent_death`] watches.
+static PARENT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_parent_death(sig: libc::c_int) {
+    // PR_SET_PDEATHSIG fires when the *thread* that forked us exits, which in a
+    // multi-threaded caller need not be the end of the process: act only when we have
+    // really been reparented. getppid is async-signal-safe.
+    if nix::unistd::getppid().as_raw() != PARENT.load(Ordering::SeqCst) {
+        on_stop_signal(sig);
+    }
+}
+
+/// Have the kernel send `sig` when our parent exits (`prctl(PR_SET_PDEATHSIG)`), and
+/// treat it as a stop signal (ending a wait, taking nothing) once `parent` is no longer
+/// our parent.
 ///
 /// # Errors
-/// `EINVAL` for an invalid signal; see prctl(2).
-pub fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
+/// `EINVAL` for an invalid signal; see prctl(2) and sigaction(2).
+pub fn catch_parent_death(sig: libc::c_int, parent: libc::pid_t) -> Result<(), Errno> {
+    PARENT.store(parent, Ordering::SeqCst);
+    // SAFETY: zeroed is a valid sigaction (empty mask, no flags); we then set the fields.
+    let mut act: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    act.sa_sigaction = on_parent_death as *const () as libc::sighandler_t;
+    act.sa_flags = libc::SA_RESTART;
+    // SAFETY: `act` is fully initialised and the handler only does async-signal-safe work.
+    let r = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
+    Errno::result(r)?;
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
     let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
     Errno::result(r).map(drop)
+}
+
+/// The first real-time signal free for applications (glibc reserves the lowest ones).
+pub fn first_realtime_signal() -> libc::c_int {
+    libc::SIGRTMIN()
 }
 
 /// `signal(sig, SIG_DFL)`: restore the default action, before re-raising a caught signal.

@@ -390,3 +390,41 @@ fn destroy_wakes_waiters() {
     }
     assert!(destroyed.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn a_waiter_outlives_the_thread_that_started_it_but_not_its_parent_process() {
+    let s = Scratch::new();
+    let p = s.path("thread");
+    assert_eq!(run(&[&"init", &p, &"0"]).0, 0);
+    // PR_SET_PDEATHSIG fires when the forking thread exits; the waiter must not give up
+    // while this process, its real parent, lives.
+    let p2 = p.clone();
+    let mut waiter = std::thread::spawn(move || {
+        Command::new(HELPER)
+            .arg("wait")
+            .arg(&p2)
+            .arg("10")
+            .spawn()
+            .expect("spawn")
+    })
+    .join()
+    .expect("the thread ran");
+    let sem =
+        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
+    let start = Instant::now();
+    while sem.waiters().expect("ncnt") == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the waiter never blocked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        waiter.try_wait().expect("try_wait").is_none(),
+        "the waiter gave up"
+    );
+    sem.post().expect("post");
+    assert!(waiter.wait().expect("wait").success());
+    assert_eq!(sem.value().expect("value"), 0);
+}
