@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 use nix::errno::Errno;
@@ -24,6 +25,9 @@ use nix::unistd::{AccessFlags, UnlinkatFlags};
 use crate::error::{kind_of, Error, ErrorKind, Result};
 use crate::name::Name;
 use crate::record::MAX_LEN;
+
+/// How long init and destroy wait for a record's lock before giving up.
+pub(crate) const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The directory that holds a name, opened once.
 pub(crate) struct Dir<'a> {
@@ -75,21 +79,32 @@ impl RecordFile {
         &self.bytes
     }
 
-    /// Block until we hold the exclusive `flock` on this file.
+    /// Take the exclusive `flock` on this file. Our own holders keep it for microseconds
+    /// (a reclaim or a destroy); anyone who can read the record can also take it, so the
+    /// wait is bounded rather than left to a stranger's goodwill.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Other`] when the lock stays taken for [`LOCK_PATIENCE`].
     pub(crate) fn lock(&self) -> Result<()> {
+        let deadline = Instant::now() + LOCK_PATIENCE;
+        let mut pause = Duration::from_micros(100);
         loop {
-            match self.file.lock_exclusive() {
+            match self.file.try_lock_exclusive() {
                 Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
-                    return Err(Error::sys(
-                        ErrorKind::Other,
-                        "cannot lock the record",
-                        errno,
-                    ));
+                    return Err(Error::sys(ErrorKind::Other, "cannot lock the record", io_errno(&e)))
                 }
             }
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    "another process has held the record's lock for too long; try again",
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 }
