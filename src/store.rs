@@ -94,7 +94,11 @@ impl RecordFile {
                 Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(Error::sys(ErrorKind::Other, "cannot lock the record", io_errno(&e)))
+                    return Err(Error::sys(
+                        ErrorKind::Other,
+                        "cannot lock the record",
+                        io_errno(&e),
+                    ))
                 }
             }
             if Instant::now() >= deadline {
