@@ -3,21 +3,7 @@
 # Races and signals (invariants 1, 2 and 5): atomic init, mutual exclusion, no lost or
 # invented counts, and what signals may and may not do to a count.
 
-bats_require_minimum_version 1.5.0
 load test_helper
-
-# reap PID: wait for the background job PID and put its exit status in $status, as run
-# would (run itself can't: it waits in a subshell, which has no children).
-reap() {
-	status=0 output=''
-	wait "$1" || status=$?
-}
-
-# bg CMD...: run CMD in the background with bats' output descriptor closed, so that a
-# straggler can't keep bats waiting.
-bg() {
-	"$@" 3>&- &
-}
 
 # gate_open, racer, gate_release: a barrier. Each racer opens the FIFO (which succeeds at once, since
 # we hold its write end), reports ready, and blocks reading; closing our end gives every
@@ -45,19 +31,6 @@ racer() {
 		read -r _ || true
 	} <"$BATS_TEST_TMPDIR/gate"
 	"$@"
-}
-
-# helper_pid_of PARENT: the pid of the helper run by PARENT (polls briefly).
-helper_pid_of() {
-	local i pid
-	for ((i = 0; i < 500; i++)); do
-		pid=$(pgrep -P "$1" -f semctl-helper) && {
-			echo "$pid"
-			return 0
-		}
-		sleep 0.01
-	done
-	return 1
 }
 
 # alive PID: PID exists and is not a zombie (a dead orphan waits for its reaper).
@@ -304,7 +277,7 @@ alive() {
 		_ "$REPO_ROOT/sh/sem.sh" "$D/s" "$D/result"
 	local shell=$! helper
 	wait_for_waiters "$D/s" 1
-	helper=$(helper_pid_of "$shell")
+	helper=$(helper_of "$shell")
 	kill -TERM "$helper"
 	wait "$shell"
 	assert_equal "$(cat "$D/result")" 'returned 1'
@@ -339,7 +312,7 @@ alive() {
 	bg bash -c 'source "$1"; sem_wait "$2"; echo "returned $?"' _ "$REPO_ROOT/sh/sem.sh" "$D/s"
 	local shell=$! helper i
 	wait_for_waiters "$D/s" 1
-	helper=$(helper_pid_of "$shell")
+	helper=$(helper_of "$shell")
 	kill -9 "$shell"
 	for ((i = 0; i < 100; i++)); do
 		alive "$helper" || break
@@ -357,7 +330,7 @@ alive() {
 	bg bash -c 'source "$1"; sem_wait "$2"; echo "returned $?"' _ "$REPO_ROOT/sh/sem.sh" "$D/s"
 	local shell=$! helper i
 	wait_for_waiters "$D/s" 1
-	helper=$(helper_pid_of "$shell")
+	helper=$(helper_of "$shell")
 	kill -TERM "$shell"
 	for ((i = 0; i < 100; i++)); do
 		alive "$helper" || break

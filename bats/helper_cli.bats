@@ -3,22 +3,7 @@
 # semctl-helper as a tool of its own: --help, --version, argument parsing and the exit
 # codes that tell failures apart (sem.sh maps them all to 1).
 
-bats_require_minimum_version 1.5.0
 load test_helper
-
-# reap PID: wait for the background job PID and put its exit status in $status, as run
-# would (run itself can't: it waits in a subshell, which has no children).
-reap() {
-	status=0 output=''
-	wait "$1" || status=$?
-}
-
-# reachable_by_nobody: let uid 65534 reach $D (bats makes its run directory 0700).
-reachable_by_nobody() {
-	require_setpriv
-	chmod go+x "$BATS_RUN_TMPDIR"
-	as_nobody test -x "$D" || skip "uid 65534 cannot reach $D"
-}
 
 # refute_panic: the last run's stderr holds no Rust panic message.
 refute_panic() {
@@ -30,11 +15,7 @@ refute_panic() {
 # assert_usage_error: the last run was a usage error: status 2, nothing on stdout, and
 # exactly one line on stderr naming the helper.
 assert_usage_error() {
-	assert_failure 2
-	assert_output ''
-	[[ $stderr == semctl-helper:* ]] || fail "stderr does not start with 'semctl-helper:': $stderr"
-	[[ $stderr != *$'\n'* ]] || fail "more than one line on stderr: $stderr"
-	refute_panic
+	assert_one_line_error 2
 }
 
 # assert_one_line_error CODE: status CODE, empty stdout, one line on stderr.
@@ -222,7 +203,7 @@ assert_one_line_error() {
 
 @test "wait NAME -1 waits forever without needing --" {
 	"$HELPER" init "$D/s" 0
-	"$HELPER" wait "$D/s" -1 3>&- &
+	bg "$HELPER" wait "$D/s" -1
 	local pid=$!
 	wait_for_waiters "$D/s" 1
 	"$HELPER" post "$D/s"
@@ -234,7 +215,7 @@ assert_one_line_error() {
 
 @test "wait NAME -0.5 waits forever too" {
 	"$HELPER" init "$D/s" 0
-	"$HELPER" wait "$D/s" -0.5 3>&- &
+	bg "$HELPER" wait "$D/s" -0.5
 	local pid=$!
 	wait_for_waiters "$D/s" 1
 	"$HELPER" post "$D/s"
@@ -307,7 +288,7 @@ assert_one_line_error() {
 
 @test "destroyed while waiting is 3" {
 	"$HELPER" init "$D/s" 0
-	"$HELPER" wait "$D/s" 3>&- &
+	bg "$HELPER" wait "$D/s"
 	local pid=$!
 	wait_for_waiters "$D/s" 1
 	"$HELPER" destroy "$D/s"

@@ -4,7 +4,6 @@
 # source under any options, leaves nothing behind, never exits, finds its helper, and
 # works as a toolbox module.
 
-bats_require_minimum_version 1.5.0
 load test_helper
 
 # The environment bats was started in: make needs the real HOME to find cargo and rustup

@@ -7,71 +7,6 @@
 # sem_wait on it return 1 promptly.
 
 load test_helper
-bats_require_minimum_version 1.5.0
-
-# assert_set_exists ID / refute_set_exists ID: whether the kernel has semaphore set ID.
-# (`ipcs -s -i` exits 0 even for an id it doesn't find, so ask `ipcs -s` for the list.)
-assert_set_exists() {
-	kernel_sets | grep -qx "$1" || fail "kernel set $1 does not exist"
-}
-
-refute_set_exists() {
-	if kernel_sets | grep -qx "$1"; then
-		fail "kernel set $1 still exists"
-	fi
-}
-
-assert_silent() {
-	assert_equal "$output" ""
-	assert_equal "$stderr" ""
-}
-
-# assert_one_line_stderr: nothing on stdout and exactly one non-empty line on stderr.
-assert_one_line_stderr() {
-	assert_equal "$output" ""
-	if [[ -z $stderr || $stderr == *$'\n'* ]]; then
-		fail "expected exactly one line on stderr, got: '$stderr'"
-	fi
-}
-
-# open_run_dir: bats makes its run directory 0700, so another uid could not reach $D.
-# (test_helper.bash's setup should do this.)
-open_run_dir() {
-	chmod go+x "$BATS_RUN_TMPDIR"
-}
-
-# bg_wait OUT NAME [TIMEOUT]: run sem_wait in the background. When it returns it writes
-# "STATUS START END" to OUT (times from $EPOCHREALTIME, taken in the waiter itself), and
-# leaves its stdout and stderr in OUT.stdout and OUT.stderr. fd 3 is closed so that bats
-# doesn't wait for the job.
-bg_wait() {
-	local out=$1
-	shift
-	(
-		start=$EPOCHREALTIME
-		rc=0
-		sem_wait "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
-		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
-		mv "$out.tmp" "$out"
-	) 3>&- &
-}
-
-# await OUT [SECONDS]: poll until the background waiter has written OUT.
-await() {
-	local i limit=${2:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		if [[ -e $1 ]]; then
-			return 0
-		fi
-		sleep 0.01
-	done
-	fail "the waiter writing $1 did not return within $limit s"
-}
-
-# as_nobody_sem FUNC ARGS...: run a sem_* function as uid 65534, with sem.sh sourced.
-as_nobody_sem() {
-	as_nobody bash -c 'source "$REPO_ROOT/sh/sem.sh"; "$@"' _ "$@"
-}
 
 @test "sem_destroy removes the file and the kernel set, silent" {
 	sem_init "$D/s" 1
@@ -181,6 +116,7 @@ as_nobody_sem() {
 	local w rc start end
 	for w in w1 w2 w3; do
 		await "$D/$w"
+		# shellcheck disable=SC2034 # start (the waiter's own start time) is not checked here
 		read -r rc start end <"$D/$w"
 		assert_equal "$rc" 1
 		assert_elapsed "$t0" "$end" 0 1
@@ -191,8 +127,7 @@ as_nobody_sem() {
 }
 
 @test "sem_destroy by a uid that doesn't own the semaphore returns 1 with one line" {
-	require_setpriv
-	open_run_dir
+	reachable_by_nobody
 	# Mode 0666: the other uid may use the set, and may read the file, but not remove it.
 	sem_init "$D/s" 1 0666
 	local id
@@ -215,8 +150,7 @@ as_nobody_sem() {
 }
 
 @test "sem_destroy by a uid that can write the directory but doesn't own the semaphore fails" {
-	require_setpriv
-	open_run_dir
+	reachable_by_nobody
 	# A sticky world-writable directory, like /tmp: the other uid can create and unlink its
 	# own files there, but the owner check is about the semaphore, not the directory.
 	mkdir "$D/pub"
@@ -231,8 +165,7 @@ as_nobody_sem() {
 }
 
 @test "root's sem_destroy of a semaphore another uid owns is refused: the owner is a uid" {
-	require_setpriv
-	open_run_dir
+	reachable_by_nobody
 	mkdir "$D/pub"
 	chmod 1777 "$D/pub"
 	run --separate-stderr as_nobody_sem sem_init "$D/pub/s" 1 0666

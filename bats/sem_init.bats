@@ -6,47 +6,10 @@
 # and the promise that a failure leaves neither a file nor a kernel set behind.
 
 load test_helper
-bats_require_minimum_version 1.5.0
-
-# assert_silent: the last `run --separate-stderr` printed nothing on either stream.
-# assert_set_exists ID / refute_set_exists ID: whether the kernel has semaphore set ID.
-# (`ipcs -s -i` exits 0 even for an id it doesn't find, so ask `ipcs -s` for the list.)
-assert_set_exists() {
-	kernel_sets | grep -qx "$1" || fail "kernel set $1 does not exist"
-}
-
-refute_set_exists() {
-	if kernel_sets | grep -qx "$1"; then
-		fail "kernel set $1 still exists"
-	fi
-}
-
-assert_silent() {
-	assert_equal "$output" ""
-	assert_equal "$stderr" ""
-}
-
-# assert_one_line_stderr: nothing on stdout and exactly one non-empty line on stderr.
-assert_one_line_stderr() {
-	assert_equal "$output" ""
-	assert_stderr_one_line
-}
-
-assert_stderr_one_line() {
-	if [[ -z $stderr || $stderr == *$'\n'* ]]; then
-		fail "expected exactly one line on stderr, got: '$stderr'"
-	fi
-}
 
 # assert_stderr_mentions TEXT: the last run's stderr contains TEXT.
 assert_stderr_mentions() {
 	[[ $stderr == *"$1"* ]] || fail "stderr does not mention '$1': $stderr"
-}
-
-# open_run_dir: bats makes its run directory 0700, so another uid could not reach $D.
-# (test_helper.bash's setup should do this.)
-open_run_dir() {
-	chmod go+x "$BATS_RUN_TMPDIR"
 }
 
 # path_of NAME: set the caller's `path` to where NAME's file is (a relative NAME is under
@@ -244,8 +207,7 @@ roundtrip() {
 }
 
 @test "sem_init MODE 0660 lets the group use the semaphore; 0600 does not" {
-	require_setpriv
-	open_run_dir
+	reachable_by_nobody
 	sem_init "$D/g" 1 0660
 	sem_init "$D/p" 1 0600
 	# uid 65534 in group 0: the group of the sets and of their files.
@@ -399,10 +361,8 @@ in_passwd_home() {
 }
 
 @test "sem_init without permission to create the file fails with one line, leaving nothing" {
-	require_setpriv
-	open_run_dir
-	run --separate-stderr as_nobody bash -c \
-		'source "$REPO_ROOT/sh/sem.sh"; sem_init "$1" 1' _ "$D/s"
+	reachable_by_nobody
+	run --separate-stderr as_nobody_sem sem_init "$D/s" 1
 	assert_failure 1
 	assert_one_line_stderr
 	assert [ ! -e "$D/s" ]

@@ -7,12 +7,6 @@
 # SEM_VERBOSE=1).
 
 load test_helper
-bats_require_minimum_version 1.5.0
-
-assert_silent() {
-	assert_equal "$output" ""
-	assert_equal "$stderr" ""
-}
 
 @test "sem_peek prints the counter and a newline, returns 0, stderr empty" {
 	sem_init "$D/s" 3
@@ -98,10 +92,7 @@ assert_silent() {
 	export SEM_VERBOSE=1
 	run --separate-stderr sem_peek "$D/missing"
 	assert_failure 1
-	assert_equal "$output" ""
-	if [[ -z $stderr || $stderr == *$'\n'* ]]; then
-		fail "expected exactly one line on stderr, got: '$stderr'"
-	fi
+	assert_one_line_stderr
 	run --separate-stderr sem_peek "$D/s"
 	assert_success
 	assert_output 2

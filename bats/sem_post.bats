@@ -6,46 +6,6 @@
 # prints nothing on stdout or stderr (a one-line reason with SEM_VERBOSE=1).
 
 load test_helper
-bats_require_minimum_version 1.5.0
-
-assert_silent() {
-	assert_equal "$output" ""
-	assert_equal "$stderr" ""
-}
-
-# open_run_dir: bats makes its run directory 0700, so another uid could not reach $D.
-# (test_helper.bash's setup should do this.)
-open_run_dir() {
-	chmod go+x "$BATS_RUN_TMPDIR"
-}
-
-# bg_wait OUT NAME [TIMEOUT]: run sem_wait in the background. When it returns it writes
-# "STATUS START END" to OUT (times from $EPOCHREALTIME, taken in the waiter itself), and
-# leaves its stdout and stderr in OUT.stdout and OUT.stderr. fd 3 is closed so that bats
-# doesn't wait for the job.
-bg_wait() {
-	local out=$1
-	shift
-	(
-		start=$EPOCHREALTIME
-		rc=0
-		sem_wait "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
-		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
-		mv "$out.tmp" "$out"
-	) 3>&- &
-}
-
-# await OUT [SECONDS]: poll until the background waiter has written OUT.
-await() {
-	local i limit=${2:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		if [[ -e $1 ]]; then
-			return 0
-		fi
-		sleep 0.01
-	done
-	fail "the waiter writing $1 did not return within $limit s"
-}
 
 @test "sem_post increments the counter, silent on stdout and stderr" {
 	sem_init "$D/s" 0
@@ -115,11 +75,9 @@ await() {
 }
 
 @test "sem_post without permission returns 1, silent, and leaves the counter unchanged" {
-	require_setpriv
-	open_run_dir
+	reachable_by_nobody
 	sem_init "$D/s" 1
-	run --separate-stderr as_nobody bash -c \
-		'source "$REPO_ROOT/sh/sem.sh"; sem_post "$1"' _ "$D/s"
+	run --separate-stderr as_nobody_sem sem_post "$D/s"
 	assert_failure 1
 	assert_silent
 	run sem_peek "$D/s"
@@ -135,9 +93,7 @@ await() {
 		assert_failure 1
 		assert_equal "$output" ""
 		assert_equal "${#stderr_lines[@]}" 1
-		if [[ -z $stderr || $stderr == *$'\n'* ]]; then
-			fail "expected exactly one line on stderr, got: '$stderr'"
-		fi
+		assert_stderr_one_line
 	done
 }
 
@@ -157,6 +113,7 @@ await() {
 	sem_post "$D/s"
 	await "$D/w"
 	local rc start end
+	# shellcheck disable=SC2034 # start (the waiter's own start time) is not checked here
 	read -r rc start end <"$D/w"
 	assert_equal "$rc" 0
 	assert_elapsed "$t0" "$end" 0 0.1

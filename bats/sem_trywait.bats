@@ -6,20 +6,6 @@
 # with SEM_VERBOSE=1).
 
 load test_helper
-bats_require_minimum_version 1.5.0
-
-assert_silent() {
-	assert_equal "$output" ""
-	assert_equal "$stderr" ""
-}
-
-# assert_one_line_stderr: nothing on stdout and exactly one non-empty line on stderr.
-assert_one_line_stderr() {
-	assert_equal "$output" ""
-	if [[ -z $stderr || $stderr == *$'\n'* ]]; then
-		fail "expected exactly one line on stderr, got: '$stderr'"
-	fi
-}
 
 @test "sem_trywait takes a count when the counter is above 0: 0, silent, decremented" {
 	sem_init "$D/s" 2

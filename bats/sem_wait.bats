@@ -7,65 +7,6 @@
 # Returns 0 once it has decremented, 1 on timeout or any error. Silent on both streams.
 
 load test_helper
-bats_require_minimum_version 1.5.0
-
-assert_silent() {
-	assert_equal "$output" ""
-	assert_equal "$stderr" ""
-}
-
-# assert_one_line_stderr: nothing on stdout and exactly one non-empty line on stderr.
-assert_one_line_stderr() {
-	assert_equal "$output" ""
-	if [[ -z $stderr || $stderr == *$'\n'* ]]; then
-		fail "expected exactly one line on stderr, got: '$stderr'"
-	fi
-}
-
-# bg_wait OUT NAME [TIMEOUT]: run sem_wait in the background. When it returns it writes
-# "STATUS START END" to OUT (times from $EPOCHREALTIME, taken in the waiter itself), and
-# leaves its stdout and stderr in OUT.stdout and OUT.stderr. fd 3 is closed so that bats
-# doesn't wait for the job. The job's pid is in $!.
-bg_wait() {
-	local out=$1
-	shift
-	(
-		start=$EPOCHREALTIME
-		rc=0
-		sem_wait "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
-		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
-		mv "$out.tmp" "$out"
-	) 3>&- &
-}
-
-# await OUT [SECONDS]: poll until the background waiter has written OUT.
-await() {
-	local i limit=${2:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		if [[ -e $1 ]]; then
-			return 0
-		fi
-		sleep 0.01
-	done
-	fail "the waiter writing $1 did not return within $limit s"
-}
-
-# assert_waiter_silent OUT: the background waiter printed nothing.
-assert_waiter_silent() {
-	assert_equal "$(cat "$1.stdout")" ""
-	assert_equal "$(cat "$1.stderr")" ""
-}
-
-# helper_of PID: the pid of the semctl-helper that the background job PID runs.
-helper_of() {
-	local i pid
-	for ((i = 0; i < 500; i++)); do
-		pid=$(pgrep -P "$1" -x semctl-helper) && break
-		sleep 0.01
-	done
-	[[ -n $pid ]] || fail "no semctl-helper under pid $1"
-	echo "$pid"
-}
 
 # cpu_ticks PID: user plus system time of PID, in clock ticks.
 cpu_ticks() {

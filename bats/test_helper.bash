@@ -109,6 +109,7 @@ as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
 }
 
+# require_setpriv: skip unless we are root and setpriv can drop to uid 65534.
 require_setpriv() {
 	if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
 		skip "cross-user tests need root and setpriv to drop to an unprivileged uid"
@@ -116,4 +117,107 @@ require_setpriv() {
 	if ! setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
 		skip "setpriv cannot drop to uid 65534 here"
 	fi
+}
+
+# reachable_by_nobody: skip unless uid 65534 can be dropped to and can reach $D.
+reachable_by_nobody() {
+	require_setpriv
+	as_nobody test -x "$D" || skip "uid 65534 cannot reach $D"
+}
+
+# as_nobody_sem FUNC ARGS...: run a sem_* function as uid 65534, with sem.sh sourced.
+as_nobody_sem() {
+	# shellcheck disable=SC2016 # $REPO_ROOT and $@ expand in the child shell
+	as_nobody bash -c 'source "$REPO_ROOT/sh/sem.sh"; "$@"' _ "$@"
+}
+
+# assert_silent: the last `run --separate-stderr` printed nothing on either stream.
+assert_silent() {
+	assert_equal "$output" ""
+	assert_equal "$stderr" ""
+}
+
+# assert_stderr_one_line: the last run's stderr is exactly one non-empty line.
+assert_stderr_one_line() {
+	if [[ -z $stderr || $stderr == *$'\n'* ]]; then
+		fail "expected exactly one line on stderr, got: '$stderr'"
+	fi
+}
+
+# assert_one_line_stderr: nothing on stdout and exactly one non-empty line on stderr.
+assert_one_line_stderr() {
+	assert_equal "$output" ""
+	assert_stderr_one_line
+}
+
+# assert_set_exists ID: the kernel has semaphore set ID (`ipcs -s -i` exits 0 even for
+# an id it doesn't find, so ask `ipcs -s` for the list).
+assert_set_exists() {
+	kernel_sets | grep -qx "$1" || fail "kernel set $1 does not exist"
+}
+
+# refute_set_exists ID: the kernel has no semaphore set ID.
+refute_set_exists() {
+	if kernel_sets | grep -qx "$1"; then
+		fail "kernel set $1 still exists"
+	fi
+}
+
+# bg CMD...: run CMD in the background with bats' output descriptor closed, so that a
+# straggler can't keep bats waiting. The job's pid is in $!.
+bg() {
+	"$@" 3>&- &
+}
+
+# reap PID: wait for the background job PID and put its exit status in $status, as run
+# would (run itself can't: it waits in a subshell, which has no children).
+# shellcheck disable=SC2034 # status and output are read by bats' assert_* functions
+reap() {
+	status=0 output=''
+	wait "$1" || status=$?
+}
+
+# bg_wait OUT NAME [TIMEOUT]: run sem_wait in the background. When it returns it writes
+# "STATUS START END" to OUT (times from $EPOCHREALTIME, taken in the waiter itself), and
+# leaves its stdout and stderr in OUT.stdout and OUT.stderr. fd 3 is closed so that bats
+# doesn't wait for the job. The job's pid is in $!.
+bg_wait() {
+	local out=$1
+	shift
+	(
+		start=$EPOCHREALTIME
+		rc=0
+		sem_wait "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
+		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
+		mv "$out.tmp" "$out"
+	) 3>&- &
+}
+
+# await OUT [SECONDS]: poll until the background waiter has written OUT.
+await() {
+	local i limit=${2:-10}
+	for ((i = 0; i < limit * 100; i++)); do
+		if [[ -e $1 ]]; then
+			return 0
+		fi
+		sleep 0.01
+	done
+	fail "the waiter writing $1 did not return within $limit s"
+}
+
+# assert_waiter_silent OUT: the background waiter writing OUT printed nothing.
+assert_waiter_silent() {
+	assert_equal "$(cat "$1.stdout")" ""
+	assert_equal "$(cat "$1.stderr")" ""
+}
+
+# helper_of PID: the pid of the semctl-helper that process PID runs (polls up to 5 s).
+helper_of() {
+	local i pid=''
+	for ((i = 0; i < 500; i++)); do
+		pid=$(pgrep -P "$1" -x semctl-helper) && break
+		sleep 0.01
+	done
+	[[ -n $pid ]] || fail "no semctl-helper under pid $1"
+	echo "$pid"
 }

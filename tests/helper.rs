@@ -76,6 +76,21 @@ fn set_id(p: &Path) -> String {
         .to_owned()
 }
 
+/// Opens the semaphore at `p` and polls (up to 10 s) until `n` or more processes block on it.
+fn open_with_waiters(p: &Path, n: u32) -> sem::Semaphore {
+    let sem =
+        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
+    let start = Instant::now();
+    while sem.waiters().expect("ncnt") < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "fewer than {n} waiters ever blocked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sem
+}
+
 #[test]
 fn round_trip_and_exit_codes() {
     let s = Scratch::new();
@@ -324,16 +339,7 @@ fn a_post_wakes_a_blocked_waiter_at_once() {
         .arg(&p)
         .spawn()
         .expect("spawn");
-    let sem =
-        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
-    let start = Instant::now();
-    while sem.waiters().expect("ncnt") == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the waiter never blocked"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let sem = open_with_waiters(&p, 1);
     let posted = Instant::now();
     sem.post().expect("post");
     let status = waiter.wait().expect("wait");
@@ -374,13 +380,7 @@ fn destroy_wakes_waiters() {
                 .expect("spawn")
         })
         .collect();
-    let sem =
-        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
-    let start = Instant::now();
-    while sem.waiters().expect("ncnt") < 3 {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    open_with_waiters(&p, 3);
     let destroyed = Instant::now();
     assert_eq!(run(&[&"destroy", &p]).0, 0);
     for w in waiters {
@@ -409,16 +409,7 @@ fn a_waiter_outlives_the_thread_that_started_it_but_not_its_parent_process() {
     })
     .join()
     .expect("the thread ran");
-    let sem =
-        sem::Semaphore::open(&sem::Name::resolve(p.as_os_str()).expect("name")).expect("open");
-    let start = Instant::now();
-    while sem.waiters().expect("ncnt") == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the waiter never blocked"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let sem = open_with_waiters(&p, 1);
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         waiter.try_wait().expect("try_wait").is_none(),
