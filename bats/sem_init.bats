@@ -427,3 +427,28 @@ in_passwd_home() {
 	assert_equal "$stderr" ""
 	assert_output $'again=1\nvalue=2\noptions kept\ndone'
 }
+
+@test "sem_init reclaiming a name whose lock a stranger holds fails after a bounded wait" {
+	sem_init "$D/s" 1
+	ipcrm -s "$(set_id "$D/s")"
+	# Anyone who can read the record can flock it; init must not hang at their will.
+	bg flock "$D/s" sleep 30
+	local holder=$!
+	sleep 0.2
+	local start end
+	start=$(now)
+	run --separate-stderr sem_init "$D/s" 2
+	end=$(now)
+	# flock(1) runs sleep as its child, which inherits the locked descriptor.
+	pkill -P "$holder" 2>/dev/null || true
+	assert_failure 1
+	assert_one_line_stderr
+	[[ $stderr == *"lock"* ]] || fail "the message does not mention the lock: $stderr"
+	assert_elapsed "$start" "$end" 4.5 10
+	# Once the lock is free, the reclaim goes through.
+	reap "$holder"
+	run sem_init "$D/s" 2
+	assert_success
+	run sem_peek "$D/s"
+	assert_output 2
+}
