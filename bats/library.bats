@@ -668,3 +668,29 @@ USE_TREE='source "$T/sh/sem.sh"; sem_init "$D/s" 4 && sem_peek "$D/s" && sem_des
 	assert_success
 	assert_equal "$stderr" ''
 }
+
+@test "readonly caller variables with common names don't break the library" {
+	run --separate-stderr bash -c '
+		readonly dir=/x rest=1 quiet=1 src=1 real=1 p=1 rc=1 h=1 d=1 i=1 name=1 value=1
+		source "$1" || exit 9
+		sem_init "$2/s" 1
+		sem_wait "$2/s" 0.1
+		sem_post "$2/s"
+		sem_peek "$2/s"
+		sem_destroy "$2/s"
+		echo done
+	' _ "$LIB" "$D"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_output $'1\ndone'
+}
+
+@test "lookup: sourced through a symlink, the helper beside the real file is found" {
+	make_tree
+	mkdir -p "$BATS_TEST_TMPDIR/links"
+	ln -s "$T/sh/sem.sh" "$BATS_TEST_TMPDIR/links/sem.sh"
+	PATH=/usr/bin:/bin in_bash "source '$BATS_TEST_TMPDIR/links/sem.sh'; sem_init \"\$D/s\" 4 && sem_peek \"\$D/s\" && sem_destroy \"\$D/s\""
+	assert_success
+	assert_output 4
+	assert_equal "$(sort -u "$BATS_TEST_TMPDIR/log")" beside
+}

@@ -87,6 +87,17 @@ switches() {
 	assert_silent
 }
 
+@test "sem_wait accepts a TIMEOUT with a trailing dot (1.)" {
+	sem_init "$D/s" 0
+	local t0 t1
+	t0=$(now)
+	run --separate-stderr sem_wait "$D/s" 1.
+	t1=$(now)
+	assert_failure 1
+	assert_silent
+	assert_elapsed "$t0" "$t1" 0.9 2.5
+}
+
 @test "sem_wait with TIMEOUT 0 doesn't wait, like sem_trywait" {
 	sem_init "$D/s" 0
 	local t0 t1
@@ -165,7 +176,7 @@ switches() {
 
 @test "sem_wait with a malformed TIMEOUT returns 1 at once, silent, taking nothing" {
 	sem_init "$D/s" 1
-	local t timeouts=(abc nan inf -inf 1e3 --1 '' ' 1' '1 ' 1s 0x10 5. '1,5')
+	local t timeouts=(abc nan inf -inf 1e3 --1 '' ' 1' '1 ' 1s 0x10 . -. 1.. '1,5')
 	for t in "${timeouts[@]}"; do
 		local t0 t1
 		t0=$(now)
@@ -402,4 +413,23 @@ switches() {
 	assert_success
 	assert_equal "$stderr" ""
 	assert_output $'timed out=1\nbad timeout=1\ntook\nvalue=0\ndone'
+}
+
+@test "sem_wait stays silent when its helper is killed by a signal (no job-status line)" {
+	local sig
+	for sig in HUP TERM USR1 KILL; do
+		sem_init "$D/s$sig" 0
+		bg_wait "$D/w$sig" "$D/s$sig" 10
+		local job=$! helper
+		helper=$(helper_of "$job")
+		kill "-$sig" "$helper"
+		await "$D/w$sig"
+		local rc rest
+		read -r rc rest <"$D/w$sig"
+		assert_equal "$rc" 1
+		assert_waiter_silent "$D/w$sig"
+		sem_post "$D/s$sig"
+		run sem_peek "$D/s$sig"
+		assert_output 1
+	done
 }

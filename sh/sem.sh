@@ -30,46 +30,52 @@ if [ -z "${BASH_VERSION:-}" ]; then
 	return 1
 fi
 
-# Record this file's directory, resolved now (the caller may cd later), in a function
-# rather than a variable, so that sourcing leaks no variables.
+# Record this file's directory, resolved now (the caller may cd later), and, when this
+# file was sourced through a symlink, the directory of the real file too. They live in a
+# function rather than variables, so that sourcing leaks no variables.
 _sem_locate() {
-	local src=${BASH_SOURCE[0]} dir
-	case $src in
-	*/*) dir=${src%/*} ;;
-	*) dir=. ;;
+	local _sem_src=${BASH_SOURCE[0]} _sem_dir _sem_real=''
+	case $_sem_src in
+	*/*) _sem_dir=${_sem_src%/*} ;;
+	*) _sem_dir=. ;;
 	esac
-	dir=$(CDPATH='' builtin cd -P -- "${dir:-/}" 2>/dev/null && builtin pwd -P) || dir=''
-	eval "_sem_libdir() { _sem_d=$(builtin printf '%q' "$dir"); }"
+	_sem_dir=$(CDPATH='' builtin cd -P -- "${_sem_dir:-/}" 2>/dev/null && builtin pwd -P) || _sem_dir=''
+	if [[ -L $_sem_src ]]; then
+		_sem_real=$(command readlink -f -- "$_sem_src" 2>/dev/null) || _sem_real=''
+		_sem_real=${_sem_real%/*}
+	fi
+	eval "_sem_libdir() { _sem_d=$(builtin printf '%q' "${_sem_real:-$_sem_dir}") _sem_d2=$(builtin printf '%q' "$_sem_dir"); }"
 }
 _sem_locate
 unset -f _sem_locate
 
 # _sem_helper: set the caller's local _sem_h to the helper's path. Returns 1 if none.
 _sem_helper() {
-	local _sem_d='' rest dir
+	local _sem_d='' _sem_d2='' _sem_rest _sem_p
 	if [[ -n ${SEMCTL_HELPER:-} ]]; then
 		_sem_h=$SEMCTL_HELPER
 		return 0
 	fi
 	_sem_libdir
-	if [[ -n $_sem_d ]]; then
-		if [[ -f $_sem_d/semctl-helper && -x $_sem_d/semctl-helper ]]; then
-			_sem_h=$_sem_d/semctl-helper
+	# Beside this file (through a symlink: beside the real file, then beside the link),
+	# then in the repository's target/release, then on PATH.
+	for _sem_p in "$_sem_d/semctl-helper" "$_sem_d2/semctl-helper" "$_sem_d/../target/release/semctl-helper"; do
+		if [[ $_sem_p != /* ]]; then
+			continue
+		fi
+		if [[ -f $_sem_p && -x $_sem_p ]]; then
+			_sem_h=$_sem_p
 			return 0
 		fi
-		if [[ -f $_sem_d/../target/release/semctl-helper && -x $_sem_d/../target/release/semctl-helper ]]; then
-			_sem_h=$_sem_d/../target/release/semctl-helper
-			return 0
-		fi
-	fi
+	done
 	# PATH, searched by hand: no subshell, and no word splitting or globbing that the
 	# caller's IFS or options could change.
-	rest=${PATH:-}:
-	while [[ -n $rest ]]; do
-		dir=${rest%%:*}
-		rest=${rest#*:}
-		if [[ -n $dir && -f $dir/semctl-helper && -x $dir/semctl-helper ]]; then
-			_sem_h=$dir/semctl-helper
+	_sem_rest=${PATH:-}:
+	while [[ -n $_sem_rest ]]; do
+		_sem_p=${_sem_rest%%:*}
+		_sem_rest=${_sem_rest#*:}
+		if [[ -n $_sem_p && -f $_sem_p/semctl-helper && -x $_sem_p/semctl-helper ]]; then
+			_sem_h=$_sem_p/semctl-helper
 			return 0
 		fi
 	done
@@ -78,21 +84,28 @@ _sem_helper() {
 
 # _sem_call QUIET ARGS...: run the helper with ARGS. With QUIET=1 its stderr is
 # discarded unless SEM_VERBOSE=1. Returns the helper's status (1 if it can't be found).
+# The braces with their own 2>/dev/null catch the line bash prints when a command dies of
+# a signal ("Terminated"), which would otherwise break the promised silence; the
+# helper's own stderr goes through fd 9 to the caller's stderr where it is wanted.
 _sem_call() {
-	local quiet=$1 _sem_h=''
+	local _sem_quiet=$1 _sem_h='' _sem_rc=0
 	shift
-	if [[ $quiet == 1 && ${SEM_VERBOSE:-} != 1 ]]; then
+	if [[ $_sem_quiet == 1 && ${SEM_VERBOSE:-} != 1 ]]; then
 		if ! _sem_helper; then
 			return 1
 		fi
-		command "$_sem_h" "$@" 2>/dev/null
+		{ command "$_sem_h" "$@"; } 2>/dev/null
 		return
 	fi
 	if ! _sem_helper; then
 		builtin printf '%s\n' "sem.sh: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 1
 	fi
-	command "$_sem_h" "$@"
+	{ command "$_sem_h" "$@" 2>&9; } 9>&2 2>/dev/null || _sem_rc=$?
+	if ((_sem_rc > 128)); then
+		builtin printf 'semctl-helper: killed by signal %d\n' "$((_sem_rc - 128))" >&2
+	fi
+	return "$_sem_rc"
 }
 
 # _sem_usage QUIET TEXT: report a wrong number of arguments. Returns 0, so that a caller
