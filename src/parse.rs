@@ -47,8 +47,8 @@ pub fn value(s: &str) -> Result<u16> {
     }
 }
 
-/// Parse a timeout in seconds: `5`, `0.25`, `.5`; negative means forever, `0` means don't
-/// wait. Digits beyond nanoseconds are ignored.
+/// Parse a timeout in seconds: `5`, `0.25`, `.5`, `5.`; negative means forever, `0` means
+/// don't wait. Digits beyond nanoseconds are ignored.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] for anything but an optional `-`, digits and one optional
@@ -68,9 +68,6 @@ pub fn timeout(s: &str) -> Result<Timeout> {
     let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
     let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
     if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) {
-        return Err(bad());
-    }
-    if unsigned.ends_with('.') {
         return Err(bad());
     }
     let zero = whole.bytes().all(|b| b == b'0') && frac.bytes().all(|b| b == b'0');
@@ -173,8 +170,12 @@ mod tests {
             Timeout::After(Duration::new(1, 1))
         );
         assert_eq!(timeout("0.0000000001").unwrap(), Timeout::Never);
+        assert_eq!(
+            timeout("5.").unwrap(),
+            Timeout::After(Duration::from_secs(5))
+        );
         for bad in [
-            "", "-", ".", "abc", "nan", "inf", "1e3", "--1", "+1", " 1", "1.", "1.2.3", "0x1",
+            "", "-", ".", "abc", "nan", "inf", "1e3", "--1", "+1", " 1", "-.", "1.2.3", "0x1",
         ] {
             assert_eq!(kind(timeout(bad)), ErrorKind::InvalidInput, "{bad:?}");
         }

@@ -158,7 +158,9 @@ fn bad_arguments_are_usage_or_range_errors_and_leave_nothing() {
         assert!(!p.exists());
     }
     assert_eq!(run(&[&"init", &p, &"1"]).0, 0);
-    for t in ["abc", "nan", "inf", "1e3", "--1", "", "1."] {
+    for t in [
+        "abc", "nan", "inf", "1e3", "--1", "", ".", "1..", "1.5.", "1,5",
+    ] {
         assert_eq!(run(&[&"wait", &p, &t]).0, 2, "timeout {t:?}");
     }
     assert_eq!(run(&[&"wait", &p, &"99999999999999999999"]).0, 5);
