@@ -60,7 +60,8 @@ _sem_helper() {
 	# Beside this file (through a symlink: beside the real file, then beside the link),
 	# then in the repository's target/release, then on PATH.
 	for _sem_p in "$_sem_d/semctl-helper" "$_sem_d2/semctl-helper" "$_sem_d/../target/release/semctl-helper"; do
-		if [[ $_sem_p != /* ]]; then
+		# A directory that could not be resolved is empty: skip, never try /semctl-helper.
+		if [[ $_sem_p == /semctl-helper || $_sem_p == /../* || $_sem_p != /* ]]; then
 			continue
 		fi
 		if [[ -f $_sem_p && -x $_sem_p ]]; then
