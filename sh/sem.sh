@@ -4,13 +4,18 @@
 #
 #   source sem.sh
 #   sem_init  NAME VALUE [MODE]   create NAME with VALUE (0..32767), MODE octal (0600)
-#   sem_post  NAME                add one, waking the next waiter
+#   sem_post  NAME [N]            add N (default 1), waking as many waiters
 #   sem_wait  NAME [TIMEOUT]      take one, sleeping until one is posted (TIMEOUT seconds)
 #   sem_trywait NAME              take one if one is there now
 #   sem_peek  NAME                print the value
 #   sem_destroy NAME              remove NAME (its owner only), waking its waiters
+#   sem_run [-w S] [-E C] NAME COMMAND [ARG...]
+#                                 hold one count of NAME exactly while COMMAND runs
+#   sem_relax NAME                release every process blocked on NAME now
+#   sem_status NAME               describe NAME for people
+#   sem_follow NAME               print a line at every change of NAME, until ^C
 #
-# Every function returns 0 or 1. A NAME is a path; a relative NAME is under $HOME.
+# Every function but sem_run returns 0 or 1; sem_run returns COMMAND's status. A NAME is a path; a relative NAME is under $HOME.
 # The work is done by semctl-helper on System V semaphore sets: waiters sleep in the
 # kernel and wake within microseconds of a post.
 #
@@ -34,7 +39,7 @@ fi
 # file was sourced through a symlink, the directory of the real file too. They live in a
 # function rather than variables, so that sourcing leaks no variables.
 _sem_locate() {
-	local _sem_src=${BASH_SOURCE[0]} _sem_dir _sem_real=''
+	local _sem_src=${BASH_SOURCE[0]} _sem_dir _sem_real='' _sem_all _sem_b _sem_q _sem_pat=
 	case $_sem_src in
 	*/*) _sem_dir=${_sem_src%/*} ;;
 	*) _sem_dir=. ;;
@@ -45,6 +50,14 @@ _sem_locate() {
 		_sem_real=${_sem_real%/*}
 	fi
 	eval "_sem_libdir() { _sem_d=$(builtin printf '%q' "${_sem_real:-$_sem_dir}") _sem_d2=$(builtin printf '%q' "$_sem_dir"); }"
+	# _sem_builtin NAME: whether NAME is one of this bash's builtins, which sem_run must
+	# run in the calling shell. Listed once here, so that sem_run needs no subshell.
+	_sem_all=$(compgen -b)
+	while IFS= read -r _sem_b; do
+		builtin printf -v _sem_q '%q' "$_sem_b"
+		_sem_pat+="${_sem_pat:+|}$_sem_q"
+	done <<<"$_sem_all"
+	eval "_sem_builtin() { case \$1 in ${_sem_pat:-_sem_none_}) return 0 ;; esac; return 1; }"
 }
 _sem_locate
 unset -f _sem_locate
@@ -102,7 +115,7 @@ _sem_call() {
 		builtin printf '%s\n' "sem.sh: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 1
 	fi
-	{ command "$_sem_h" "$@" 2>&9; } 9>&2 2>/dev/null || _sem_rc=$?
+	{ command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
 	if ((_sem_rc > 128)); then
 		builtin printf 'semctl-helper: killed by signal %d\n' "$((_sem_rc - 128))" >&2
 	fi
@@ -135,16 +148,17 @@ sem_init() {
 	return 1
 }
 
-# sem_post NAME
-#   Add one to NAME's counter, waking the next waiter.
-#   Returns: 0 on success; 1 on failure (no such semaphore, at 32767, no permission).
+# sem_post NAME [N]
+#   Add N (1..32767, default 1) to NAME's counter in one step, waking up to N waiters.
+#   Returns: 0 on success; 1 on failure (no such semaphore, past 32767 (nothing is
+#            added), no permission, a bad N).
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
 sem_post() {
-	if (($# != 1)); then
-		_sem_usage 1 "sem_post NAME"
+	if (($# < 1 || $# > 2)); then
+		_sem_usage 1 "sem_post NAME [N]"
 		return 1
 	fi
-	if _sem_call 1 post -- "$1"; then
+	if _sem_call 1 post -- "$@"; then
 		return 0
 	fi
 	return 1
@@ -212,6 +226,189 @@ sem_destroy() {
 		return 0
 	fi
 	return 1
+}
+
+# sem_relax NAME
+#   Release every process blocked in sem_wait on NAME at this moment, as if posted once
+#   for each; later waiters still block (msem's "relax").
+#   Returns: 0 on success (also when nobody waits); 1 on failure.
+#   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
+sem_relax() {
+	if (($# != 1)); then
+		_sem_usage 1 "sem_relax NAME"
+		return 1
+	fi
+	if _sem_call 1 relax -- "$1"; then
+		return 0
+	fi
+	return 1
+}
+
+# sem_status NAME
+#   Describe NAME for people: live or stale, value, waiters, last operation, owner, mode
+#   and kernel ids. Programs should use `semctl-helper status --json NAME`.
+#   Returns: 0 for a live semaphore; 1 otherwise (a stale record is still described).
+#   Stdout:  the description.
+#   Stderr:  one line saying why, when there is nothing to describe.
+sem_status() {
+	if (($# != 1)); then
+		_sem_usage 0 "sem_status NAME"
+		return 1
+	fi
+	if _sem_call 0 status -- "$1"; then
+		return 0
+	fi
+	return 1
+}
+
+# sem_follow NAME
+#   Print a time-stamped line with NAME's value and waiters now and whenever they change
+#   (sampled every 20 ms), until interrupted (Ctrl-C) or until NAME is destroyed; then a
+#   last line.
+#   Returns: 0 once it stops; 1 when NAME can't be followed.
+#   Stdout:  the lines.
+#   Stderr:  one line saying why, on failure.
+sem_follow() {
+	if (($# != 1)); then
+		_sem_usage 0 "sem_follow NAME"
+		return 1
+	fi
+	if _sem_call 0 follow -- "$1"; then
+		return 0
+	fi
+	return 1
+}
+
+# _sem_run_here WAIT CODE NAME COMMAND...: sem_run for a function or builtin, which must
+# run in this shell. A holder process (semctl-helper hold) takes the count with SEM_UNDO
+# and says "ok"; we run COMMAND, then send the holder a byte and read until it has ended,
+# which is when the kernel has taken its count back. If this shell dies first, the
+# holder's parent-death signal ends it, giving the count back just the same.
+_sem_run_here() {
+	local _sem_h='' _sem_p='' _sem_r='' _sem_pid='' _sem_ack='' _sem_rc=0 _sem_early=0
+	local -a _sem_opt=()
+	if [[ -n $1 ]]; then
+		_sem_opt=(-w "$1")
+	fi
+	if ! _sem_helper; then
+		builtin printf '%s\n' "sem_run: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
+		return 125
+	fi
+	# _sem_p: both ends of a fresh pipe. We keep a reader on it so that writing the
+	# release byte can never raise SIGPIPE, and the holder reads its own read-only end.
+	if ! { exec {_sem_p}<> <(builtin :); } 2>/dev/null; then
+		builtin printf '%s\n' "sem_run: cannot make a pipe" >&2
+		return 125
+	fi
+	# The holder's answer comes back on _sem_r.
+	if ! { exec {_sem_r}< <(exec "$_sem_h" hold "${_sem_opt[@]}" -- "$3" <"/dev/fd/$_sem_p" 2>&9 9>&-); } 9>&2 2>/dev/null; then
+		exec {_sem_p}>&-
+		builtin printf '%s\n' "sem_run: cannot start semctl-helper" >&2
+		return 125
+	fi
+	_sem_pid=$!
+	IFS= read -r -u "$_sem_r" _sem_ack || :
+	if [[ $_sem_ack == ok ]]; then
+		shift 3
+		# As a normal call: under the caller's set -e a failure ends the shell here, and
+		# the holder, orphaned, gives the count back.
+		"$@"
+		_sem_rc=$?
+		# Anything readable now is the end of file: the holder ended before we let it go.
+		if read -t 0 -u "$_sem_r"; then
+			_sem_early=1
+		fi
+		builtin printf x >&"$_sem_p"
+		IFS= read -r -u "$_sem_r" _sem_ack || :
+		if ((_sem_early)); then
+			builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2
+		fi
+	else
+		# No count: a timeout, an error (the holder said why on stderr), a signal, or our
+		# read was interrupted, in which case the byte tells the holder to stop waiting.
+		builtin printf x >&"$_sem_p"
+		wait "$_sem_pid" 2>/dev/null || _sem_rc=$?
+		case $_sem_rc in
+		1) _sem_rc=$2 ;;
+		0 | [2-9] | 1[0-9] | 12[0-5]) _sem_rc=125 ;;
+		esac
+	fi
+	exec {_sem_p}>&- {_sem_r}<&-
+	return "$_sem_rc"
+}
+
+# sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...]
+#   Take one count of NAME (waiting as sem_wait does), run COMMAND, and give the count
+#   back when COMMAND ends, however it ends: the kernel returns it (SEM_UNDO) even when
+#   COMMAND, this shell or a helper is killed with -9. COMMAND may be a program, a shell
+#   function or a builtin; functions and builtins run in this shell, seeing and setting
+#   its variables. An external COMMAND holds the count itself, and keeps it if this
+#   shell is killed, until it ends. Ctrl-C or SIGTERM while waiting takes nothing.
+#   -w SECONDS  wait at most this long (fractions allowed; 0: try once).
+#   -E CODE     the status when no count came in time (0..255, default 1, as flock's).
+#   Returns: COMMAND's status; CODE when no count came in time; 125 when sem_run itself
+#            fails (no such semaphore, bad arguments); 126 when COMMAND can't be
+#            executed; 127 when it isn't found; 128+N when a signal N ended the wait.
+#   Stdout:  COMMAND's.
+#   Stderr:  COMMAND's, and one line saying why when sem_run itself fails.
+#   Note: for a function or builtin, the holder runs as a process substitution, so $!
+#   changes.
+sem_run() {
+	local _sem_w='' _sem_e=1 _sem_h='' _sem_rc=0
+	while (($#)); do
+		case $1 in
+		--)
+			shift
+			break
+			;;
+		-w | -E)
+			if (($# < 2)); then
+				builtin printf 'sem_run: option %s needs a value\n' "$1" >&2
+				return 125
+			fi
+			if [[ $1 == -w ]]; then _sem_w=$2; else _sem_e=$2; fi
+			shift 2
+			;;
+		-w?*)
+			_sem_w=${1#-w}
+			shift
+			;;
+		-E?*)
+			_sem_e=${1#-E}
+			shift
+			;;
+		-?*)
+			builtin printf 'sem_run: unknown option %s (usage: sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...])\n' "$1" >&2
+			return 125
+			;;
+		*) break ;;
+		esac
+	done
+	if (($# < 2)); then
+		builtin printf '%s\n' "usage: sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...]" >&2
+		return 125
+	fi
+	if [[ ! $_sem_e =~ ^[0-9]{1,3}$ ]] || ((10#$_sem_e > 255)); then
+		builtin printf 'sem_run: invalid exit code "%s": expected 0 to 255\n' "$_sem_e" >&2
+		return 125
+	fi
+	_sem_e=$((10#$_sem_e))
+	if declare -F -- "$2" >/dev/null || _sem_builtin "$2"; then
+		_sem_run_here "$_sem_w" "$_sem_e" "$@" || _sem_rc=$?
+		return "$_sem_rc"
+	fi
+	# A program: the helper takes the count and execs it, so that the count belongs to
+	# the program's own process. The braces keep bash's "Killed" line off stderr.
+	if ! _sem_helper; then
+		builtin printf '%s\n' "sem_run: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
+		return 125
+	fi
+	if [[ -n $_sem_w ]]; then
+		{ command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+	else
+		{ command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+	fi
+	return "$_sem_rc"
 }
 
 # Toolbox's include() sources a module, then calls its __init. Define one only when

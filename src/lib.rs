@@ -40,9 +40,12 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod clock;
 mod error;
+mod inventory;
 mod lifecycle;
 mod name;
+pub mod process;
 pub mod parse;
 mod record;
 mod semaphore;
@@ -51,7 +54,9 @@ mod store;
 mod sys;
 
 pub use error::{Error, ErrorKind, Result};
+pub use inventory::{inspect, list, prune, Entry, Pruned, State};
 pub use lifecycle::{destroy, init};
 pub use name::Name;
 pub use parse::{Timeout, MAX_VALUE};
-pub use semaphore::Semaphore;
+pub use semaphore::{examine, Examined, Semaphore, Status};
+

@@ -217,6 +217,35 @@ fn destroy_in(name: &Name) -> Result<()> {
     ))
 }
 
+/// Remove `name` if it is a stale record owned by the caller, returning why it was stale;
+/// leave anything else alone (`Ok(None)`). Uses the same lock as [`destroy`], and
+/// re-verifies under it, so a name re-initialised meanwhile is never touched.
+///
+/// # Errors
+/// [`ErrorKind::PermissionDenied`] when the directory isn't writable; lock and system
+/// errors.
+pub(crate) fn prune_one(name: &Name) -> Result<Option<String>> {
+    let dir = Dir::open(name)?;
+    let origin = Origin::current()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let file = match dir.open_record() {
+        Ok(Found::File(f)) if f.uid() == euid => f,
+        Ok(_) | Err(_) => return Ok(None),
+    };
+    file.lock()?;
+    if !dir.still_names(&file)? {
+        return Ok(None);
+    }
+    match verify(&file, &origin)? {
+        Verdict::Stale(why) => {
+            dir.check_writable()?;
+            dir.unlink(&file)?;
+            Ok(Some(why))
+        }
+        Verdict::Live { .. } | Verdict::NotARecord(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::file_mode;

@@ -47,6 +47,43 @@ pub fn value(s: &str) -> Result<u16> {
     }
 }
 
+/// Parse how much a post adds: decimal digits, 1 to 32767.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] unless `s` is all digits, or for 0;
+/// [`ErrorKind::OutOfRange`] above 32767.
+pub fn count(s: &str) -> Result<u16> {
+    match value(s) {
+        Ok(0) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid count {s:?}: a post adds 1 to {MAX_VALUE}"),
+        )),
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == ErrorKind::InvalidInput => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid count {s:?}: expected decimal digits, 1 to {MAX_VALUE}"),
+        )),
+        Err(_) => Err(Error::new(
+            ErrorKind::OutOfRange,
+            format!("count {s} is out of range: a post adds at most {MAX_VALUE}"),
+        )),
+    }
+}
+
+/// Parse an exit status: decimal digits, 0 to 255.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] unless `s` is all digits and at most 255.
+pub fn exit_status(s: &str) -> Result<u8> {
+    match s.parse::<u8>() {
+        Ok(v) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+        _ => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid exit code {s:?}: expected 0 to 255"),
+        )),
+    }
+}
+
 /// Parse a timeout in seconds: `5`, `0.25`, `.5`, `5.`; negative means forever, `0` means
 /// don't wait. Digits beyond nanoseconds are ignored.
 ///
@@ -127,6 +164,21 @@ pub fn mode(s: &str) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_and_exit_statuses() {
+        assert_eq!(count("1").unwrap(), 1);
+        assert_eq!(count("32767").unwrap(), 32767);
+        assert_eq!(count("0").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(count("32768").unwrap_err().kind(), ErrorKind::OutOfRange);
+        assert_eq!(count("-1").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(count("").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(exit_status("0").unwrap(), 0);
+        assert_eq!(exit_status("255").unwrap(), 255);
+        for bad in ["256", "-1", "+1", "", " 1", "1x"] {
+            assert!(exit_status(bad).is_err(), "{bad}");
+        }
+    }
 
     fn kind<T: std::fmt::Debug>(r: Result<T>) -> ErrorKind {
         r.unwrap_err().kind()

@@ -117,6 +117,87 @@ pub(crate) fn verify(file: &RecordFile, origin: &Origin) -> Result<Verdict> {
     })
 }
 
+/// What [`examine`] found at a name that holds a record.
+#[derive(Debug)]
+pub enum Examined {
+    /// A verified, live semaphore.
+    Live(Semaphore),
+    /// A well-formed record that can't be trusted: its set is gone, replaced, or not the
+    /// file owner's.
+    Stale {
+        /// The recorded key.
+        key: i32,
+        /// The recorded set id.
+        id: i32,
+        /// The record file's owner.
+        owner: u32,
+        /// Why the record is stale, for people.
+        reason: String,
+    },
+    /// A record whose set's mode does not admit the caller, so it can't be verified.
+    NoAccess {
+        /// The recorded key.
+        key: i32,
+        /// The recorded set id.
+        id: i32,
+        /// The record file's owner.
+        owner: u32,
+    },
+}
+
+/// Look at `name`: a live semaphore, or a stale record (which [`Semaphore::open`] refuses).
+///
+/// # Errors
+/// [`ErrorKind::NotFound`] when nothing is at the name; [`ErrorKind::Stale`] when what is
+/// there is not a record at all; [`ErrorKind::PermissionDenied`] when the file or the set's
+/// mode keeps us out.
+pub fn examine(name: &Name) -> Result<Examined> {
+    let dir = Dir::open(name)?;
+    let file = match dir.open_record()? {
+        Found::Nothing => {
+            return Err(Error::new(ErrorKind::NotFound, "no such semaphore").at(name.path()))
+        }
+        Found::NotAFile(what) => return Err(Error::new(ErrorKind::Stale, what).at(name.path())),
+        Found::File(f) => f,
+    };
+    let origin = Origin::current()?;
+    // verify() parses the record first, so wherever it reached a verdict this parse works.
+    let recorded = || {
+        Record::parse(file.bytes())
+            .map(|r| (r.key.0, r.id.0))
+            .unwrap_or((0, -1))
+    };
+    let verdict = match verify(&file, &origin) {
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            let (key, id) = recorded();
+            return Ok(Examined::NoAccess {
+                key,
+                id,
+                owner: file.uid(),
+            });
+        }
+        v => v.map_err(|e| e.at(name.path()))?,
+    };
+    match verdict {
+        Verdict::Live { key, id } => Ok(Examined::Live(Semaphore {
+            name: name.clone(),
+            key,
+            id,
+            owner: file.uid(),
+        })),
+        Verdict::Stale(reason) => {
+            let (key, id) = recorded();
+            Ok(Examined::Stale {
+                key,
+                id,
+                owner: file.uid(),
+                reason,
+            })
+        }
+        Verdict::NotARecord(why) => Err(Error::new(ErrorKind::Stale, why).at(name.path())),
+    }
+}
+
 impl Semaphore {
     /// Open the semaphore named `name`, verifying its record.
     ///
@@ -125,25 +206,17 @@ impl Semaphore {
     /// [`ErrorKind::Stale`] when the record is stale, untrusted, or not a record at all;
     /// [`ErrorKind::PermissionDenied`] when the file or the set's mode keeps us out.
     pub fn open(name: &Name) -> Result<Semaphore> {
-        let dir = Dir::open(name)?;
-        let file = match dir.open_record()? {
-            Found::Nothing => {
-                return Err(Error::new(ErrorKind::NotFound, "no such semaphore").at(name.path()))
+        match examine(name)? {
+            Examined::Live(sem) => Ok(sem),
+            Examined::Stale { reason, .. } => {
+                Err(Error::new(ErrorKind::Stale, reason).at(name.path()))
             }
-            Found::NotAFile(what) => return Err(Error::new(ErrorKind::Stale, what).at(name.path())),
-            Found::File(f) => f,
-        };
-        let origin = Origin::current()?;
-        match verify(&file, &origin).map_err(|e| e.at(name.path()))? {
-            Verdict::Live { key, id } => Ok(Semaphore {
-                name: name.clone(),
-                key,
-                id,
-                owner: file.uid(),
-            }),
-            Verdict::Stale(why) | Verdict::NotARecord(why) => {
-                Err(Error::new(ErrorKind::Stale, why).at(name.path()))
-            }
+            Examined::NoAccess { .. } => Err(Error::sys(
+                ErrorKind::PermissionDenied,
+                "the semaphore's mode does not admit you",
+                Errno::EACCES,
+            )
+            .at(name.path())),
         }
     }
 
@@ -203,6 +276,38 @@ impl Semaphore {
         sys::semop(self.id, -1, libc::IPC_NOWAIT as libc::c_short).map_err(|e| self.op_error(e))
     }
 
+    /// Add `n` (1..=32767) to the value at once, in one semop(2), waking up to `n` waiters.
+    ///
+    /// # Errors
+    /// [`ErrorKind::OutOfRange`] when the sum would pass 32767 (the value is unchanged);
+    /// [`ErrorKind::Removed`], [`ErrorKind::PermissionDenied`].
+    pub fn post_n(&self, n: u16) -> Result<()> {
+        let delta = i16::try_from(n).map_err(|_| {
+            Error::new(ErrorKind::OutOfRange, "a post adds at most 32767").at(self.name.path())
+        })?;
+        sys::semop(self.id, delta, 0).map_err(|e| self.op_error(e))
+    }
+
+    /// Release every process blocked on the semaphore now, as if posted once for each
+    /// (msem's "relax"): the value rises by the number of waiters counted (`GETNCNT`), so
+    /// nothing is left over for later waiters. Returns how many were released.
+    ///
+    /// A waiter that times out between the count and the post leaves its count behind,
+    /// exactly as if it had timed out just after an ordinary post.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Removed`], [`ErrorKind::PermissionDenied`], [`ErrorKind::OutOfRange`].
+    pub fn relax(&self) -> Result<u32> {
+        let n = self.waiters()?;
+        if n == 0 {
+            return Ok(0);
+        }
+        // Waiters exist only while the value is 0, and at most 32767 can be released at once.
+        let n = n.min(u32::from(crate::parse::MAX_VALUE));
+        self.post_n(n as u16)?;
+        Ok(n)
+    }
+
     /// Take one count, sleeping in the kernel's queue (semtimedop(2)) for at most
     /// `timeout`. `EINTR` (a SIGSTOP/SIGCONT, a handled signal) is retried against a
     /// monotonic deadline, so the total wait is neither lengthened nor shortened.
@@ -213,8 +318,29 @@ impl Semaphore {
     /// [`crate::signals::abort_waits_on_stop_signals`] ended the wait, taking nothing;
     /// [`ErrorKind::Removed`] when the semaphore was destroyed meanwhile.
     pub fn wait(&self, timeout: Timeout) -> Result<()> {
+        self.take(timeout, false)
+    }
+
+    /// Like [`Semaphore::wait`], but the count is taken with `SEM_UNDO`: the kernel gives
+    /// it back when this process ends, however it ends, even by SIGKILL. The adjustment
+    /// survives execve(2) and is not inherited by fork(2), so a process that holds a count
+    /// and then execs a program ties the count to that program's life.
+    ///
+    /// # Errors
+    /// As for [`Semaphore::wait`].
+    pub fn hold(&self, timeout: Timeout) -> Result<()> {
+        self.take(timeout, true)
+    }
+
+    fn take(&self, timeout: Timeout, undo: bool) -> Result<()> {
         let deadline = match timeout {
-            Timeout::Never => return self.try_wait(),
+            Timeout::Never => {
+                let mut flags = libc::IPC_NOWAIT as libc::c_short;
+                if undo {
+                    flags |= libc::SEM_UNDO as libc::c_short;
+                }
+                return sys::semop(self.id, -1, flags).map_err(|e| self.op_error(e));
+            }
             Timeout::Forever => None,
             Timeout::After(d) => Some(Instant::now() + d),
         };
@@ -223,7 +349,7 @@ impl Semaphore {
                 None => FOREVER_SLICE,
                 Some(d) => d.saturating_duration_since(Instant::now()),
             };
-            match sys::take_one_within(self.id, slice) {
+            match sys::take_one_within(self.id, slice, undo) {
                 Ok(()) => return Ok(()),
                 Err(Errno::EINTR | Errno::EAGAIN) if sys::stop_signal().is_some() => {
                     return Err(
@@ -269,6 +395,55 @@ impl Semaphore {
     pub fn waiters(&self) -> Result<u32> {
         let n = sys::get_ncnt(self.id).map_err(|e| self.op_error(e))?;
         Ok(u32::try_from(n).unwrap_or(0))
+    }
+}
+
+/// A snapshot of a live semaphore's kernel state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The value.
+    pub value: u16,
+    /// Processes blocked decrementing (`GETNCNT`).
+    pub waiters: u32,
+    /// Processes waiting for the value to be zero (`GETZCNT`; sem itself never does this).
+    pub zero_waiters: u32,
+    /// The pid of the last semop(2), if there was one.
+    pub last_pid: Option<i32>,
+    /// The Unix time of the last semop(2), if there was one.
+    pub last_op: Option<i64>,
+    /// The Unix time the set was created or last changed by semctl(2).
+    pub changed: i64,
+    /// The owner's uid.
+    pub owner: u32,
+    /// The set's permission bits.
+    pub mode: u32,
+}
+
+impl Semaphore {
+    /// The kernel's view of the semaphore (`IPC_STAT`, `GETVAL`, `GETNCNT`, `GETZCNT`,
+    /// `GETPID`), read in that order; it may change while it is read.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Removed`], [`ErrorKind::PermissionDenied`].
+    pub fn status(&self) -> Result<Status> {
+        let ds = sys::stat(self.id).map_err(|e| self.op_error(e))?;
+        let value = self.value()?;
+        let waiters = self.waiters()?;
+        let zero_waiters = sys::get_zcnt(self.id).map_err(|e| self.op_error(e))?;
+        let pid = sys::get_pid(self.id).map_err(|e| self.op_error(e))?;
+        // sem_otime stays 0 until the first semop; SETVAL at init sets the pid but is
+        // not an operation, so both are reported only once an operation happened.
+        let last_op = (ds.sem_otime != 0).then_some(ds.sem_otime);
+        Ok(Status {
+            value,
+            waiters,
+            zero_waiters: u32::try_from(zero_waiters).unwrap_or(0),
+            last_pid: last_op.and((pid > 0).then_some(pid)),
+            last_op,
+            changed: ds.sem_ctime,
+            owner: ds.sem_perm.uid,
+            mode: u32::from(ds.sem_perm.mode) & 0o777,
+        })
     }
 }
 

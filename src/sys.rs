@@ -72,6 +72,26 @@ pub fn get_ncnt(id: SemId) -> Result<i32, Errno> {
     Errno::result(v)
 }
 
+/// `semctl(id, 0, GETPID)`: the pid of the process that last operated on the semaphore.
+///
+/// # Errors
+/// `EACCES` without read permission, `EINVAL`/`EIDRM` when the set is gone; see semctl(2).
+pub fn get_pid(id: SemId) -> Result<i32, Errno> {
+    // SAFETY: GETPID takes no fourth argument and writes no memory of ours.
+    let v = unsafe { libc::semctl(id.0, 0, libc::GETPID) };
+    Errno::result(v)
+}
+
+/// `semctl(id, 0, GETZCNT)`: how many processes wait for the value to become zero.
+///
+/// # Errors
+/// `EACCES` without read permission, `EINVAL`/`EIDRM` when the set is gone; see semctl(2).
+pub fn get_zcnt(id: SemId) -> Result<i32, Errno> {
+    // SAFETY: GETZCNT takes no fourth argument and writes no memory of ours.
+    let v = unsafe { libc::semctl(id.0, 0, libc::GETZCNT) };
+    Errno::result(v)
+}
+
 /// `semctl(id, 0, IPC_STAT, &ds)`: the set's owner, mode, key and size.
 ///
 /// # Errors
@@ -187,13 +207,15 @@ pub fn catch_stop_signal(sig: libc::c_int) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-/// `semtimedop(id, {0, -1, 0}, 1, timeout)`: take one count, sleeping in the kernel for
-/// at most `timeout`, and ending early, taking nothing, when a stop signal arrives.
+/// `semtimedop(id, {0, -1, flags}, 1, timeout)`: take one count, sleeping in the kernel
+/// for at most `timeout`, and ending early, taking nothing, when a stop signal arrives.
+/// With `undo`, the count is taken with `SEM_UNDO`: the kernel gives it back when this
+/// process ends, however it ends (the adjustment survives execve(2), not fork(2)).
 ///
 /// # Errors
 /// `EAGAIN` when the timeout expired (or was zeroed by a stop signal), `EINTR`, `EIDRM`,
 /// `EACCES`, `EINVAL`; see semtimedop(2).
-pub fn take_one_within(id: SemId, timeout: Duration) -> Result<(), Errno> {
+pub fn take_one_within(id: SemId, timeout: Duration, undo: bool) -> Result<(), Errno> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -208,7 +230,7 @@ pub fn take_one_within(id: SemId, timeout: Duration) -> Result<(), Errno> {
     let mut op = libc::sembuf {
         sem_num: 0,
         sem_op: -1,
-        sem_flg: 0,
+        sem_flg: if undo { libc::SEM_UNDO as libc::c_short } else { 0 },
     };
     // SAFETY: `op` is one valid sembuf, nsops is 1, and the timeout pointer is static
     // memory that stays valid; libc has no semtimedop wrapper, hence the raw syscall.
@@ -267,6 +289,90 @@ pub fn catch_parent_death(sig: libc::c_int, parent: libc::pid_t) -> Result<(), E
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
     let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
     Errno::result(r).map(drop)
+}
+
+/// The handler of [`exit_with_parent`]: `_exit(EXIT_CODE)` once reparented.
+extern "C" fn on_parent_exit(_sig: libc::c_int) {
+    if nix::unistd::getppid().as_raw() != PARENT.load(Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe and ends the process at once; the kernel then
+        // applies our SEM_UNDO adjustments, giving back any count we hold.
+        unsafe { libc::_exit(PARENT_EXIT_CODE) };
+    }
+}
+
+/// The status [`on_parent_exit`] exits with.
+const PARENT_EXIT_CODE: libc::c_int = 125;
+
+/// Have the kernel send `sig` when our parent exits, and end this process at once
+/// (`_exit(125)`) when it arrives and `parent` is no longer our parent.
+///
+/// # Errors
+/// `EINVAL` for an invalid signal; see prctl(2) and sigaction(2).
+pub fn exit_with_parent(sig: libc::c_int, parent: libc::pid_t) -> Result<(), Errno> {
+    PARENT.store(parent, Ordering::SeqCst);
+    // SAFETY: zeroed is a valid sigaction (empty mask, no flags); we then set the fields.
+    let mut act: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    act.sa_sigaction = on_parent_exit as *const () as libc::sighandler_t;
+    act.sa_flags = libc::SA_RESTART;
+    // SAFETY: `act` is fully initialised and the handler only does async-signal-safe work.
+    let r = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
+    Errno::result(r)?;
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `prctl(PR_SET_PDEATHSIG, 0)`: no signal when our parent exits. The setting survives
+/// execve(2), so a program we exec would otherwise inherit it.
+///
+/// # Errors
+/// See prctl(2).
+pub fn forget_parent_death() -> Result<(), Errno> {
+    // SAFETY: PR_SET_PDEATHSIG with 0 takes no pointer and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `close_range(first, ~0, 0)`: close every descriptor from `first` up.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.9, `EINVAL`; see close_range(2).
+pub fn close_from(first: libc::c_uint) -> Result<(), Errno> {
+    // SAFETY: closing descriptors touches no memory; the caller owns no Rust object that
+    // wraps a descriptor at or above `first`.
+    let r = unsafe { libc::close_range(first, libc::c_uint::MAX, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `nanosleep(d)`: sleep, ending early with `EINTR` when a handled signal arrives (the
+/// standard library's sleep would resume instead).
+///
+/// # Errors
+/// `EINTR`; see nanosleep(2).
+pub fn nap(d: Duration) -> Result<(), Errno> {
+    let ts = libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec; a null remainder pointer is allowed.
+    let r = unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    Errno::result(r).map(drop)
+}
+
+/// `localtime_r(secs)`: the broken-down local time of a Unix time.
+///
+/// # Errors
+/// `EOVERFLOW` when the year does not fit; see localtime(3).
+pub fn local_time(secs: i64) -> Result<libc::tm, Errno> {
+    let t = secs as libc::time_t;
+    let mut tm = MaybeUninit::<libc::tm>::zeroed();
+    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe form.
+    let r = unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) };
+    if r.is_null() {
+        return Err(Errno::EOVERFLOW);
+    }
+    // SAFETY: localtime_r filled `tm` on success, and it was zeroed before.
+    Ok(unsafe { tm.assume_init() })
 }
 
 /// The first real-time signal free for applications (glibc reserves the lowest ones).
@@ -336,12 +442,12 @@ mod tests {
         let s = PrivateSet::new();
         let t = std::time::Instant::now();
         assert_eq!(
-            take_one_within(s.0, Duration::from_millis(50)),
+            take_one_within(s.0, Duration::from_millis(50), false),
             Err(Errno::EAGAIN)
         );
         assert!(t.elapsed() >= Duration::from_millis(45));
         set_val(s.0, 1).unwrap();
-        take_one_within(s.0, Duration::from_millis(50)).unwrap();
+        take_one_within(s.0, Duration::from_millis(50), false).unwrap();
         assert_eq!(get_val(s.0), Ok(0));
     }
 

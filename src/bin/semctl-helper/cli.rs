@@ -14,8 +14,13 @@ pub enum Invocation {
         value: OsString,
         mode: Option<OsString>,
     },
-    /// `post NAME`
-    Post { name: OsString },
+    /// `post NAME [N]`
+    Post {
+        name: OsString,
+        count: Option<OsString>,
+    },
+    /// `relax NAME`
+    Relax { name: OsString },
     /// `wait NAME [TIMEOUT]`
     Wait {
         name: OsString,
@@ -27,6 +32,26 @@ pub enum Invocation {
     Peek { name: OsString },
     /// `destroy NAME`
     Destroy { name: OsString },
+    /// `run NAME [-w S] [-E C] -- PROGRAM [ARG...]`
+    Run {
+        name: OsString,
+        wait: Option<OsString>,
+        code: Option<OsString>,
+        command: Vec<OsString>,
+    },
+    /// `hold NAME [-w S]`
+    Hold {
+        name: OsString,
+        wait: Option<OsString>,
+    },
+    /// `status [--json] NAME`
+    Status { name: OsString, json: bool },
+    /// `follow NAME`
+    Follow { name: OsString },
+    /// `list [--json] [DIR]`
+    List { dir: Option<OsString>, json: bool },
+    /// `prune [DIR]`
+    Prune { dir: Option<OsString> },
 }
 
 fn positional(id: &'static str, help: &'static str) -> Arg {
@@ -43,6 +68,27 @@ fn name() -> Arg {
         "The semaphore's file; a relative name is under $HOME",
     )
     .required(true)
+}
+
+fn wait_option() -> Arg {
+    Arg::new("wait")
+        .short('w')
+        .long("wait")
+        .value_name("SECONDS")
+        .help("Wait at most this long for a count (fractions allowed; 0: try once; negative: forever)")
+        .value_parser(clap::value_parser!(OsString))
+        .allow_negative_numbers(true)
+}
+
+fn json_flag() -> Arg {
+    Arg::new("json")
+        .long("json")
+        .help("Print JSON for programs")
+        .action(clap::ArgAction::SetTrue)
+}
+
+fn dir_arg() -> Arg {
+    positional("DIR", "The directory to look in (default $HOME); not recursive")
 }
 
 /// The whole command-line interface.
@@ -67,7 +113,13 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("post")
-                .about("Add one to NAME, waking a waiter")
+                .about("Add N (default 1, at most 32767) to NAME at once, waking as many waiters")
+                .arg(name())
+                .arg(positional("N", "How much to add, 1..32767 (default 1)")),
+        )
+        .subcommand(
+            Command::new("relax")
+                .about("Release every process blocked on NAME now, as if posted once for each")
                 .arg(name()),
         )
         .subcommand(
@@ -90,6 +142,75 @@ pub fn command() -> Command {
                 .about("Remove NAME (its owner only), waking its waiters")
                 .arg(name()),
         )
+        .subcommand(
+            Command::new("run")
+                .about(
+                    "Take one count of NAME, then run PROGRAM, which holds the count until it \
+                     ends, however it ends (SEM_UNDO). Exits with PROGRAM's status; with CODE \
+                     when no count came in time; 125 when run itself fails; 126 when PROGRAM \
+                     can't be run; 127 when it isn't found",
+                )
+                .arg(wait_option())
+                .arg(
+                    Arg::new("code")
+                        .short('E')
+                        .long("conflict-exit-code")
+                        .value_name("CODE")
+                        .help("Exit with CODE (0..255, default 1) when no count came in time")
+                        .value_parser(clap::value_parser!(OsString)),
+                )
+                .arg(
+                    Arg::new("NAME")
+                        .help("The semaphore's file; a relative name is under $HOME")
+                        .value_parser(clap::value_parser!(OsString))
+                        .required(true),
+                )
+                .arg(
+                    Arg::new("COMMAND")
+                        .help("The program and its arguments (after --)")
+                        .value_name("PROGRAM")
+                        .value_parser(clap::value_parser!(OsString))
+                        .num_args(1..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true)
+                        .required(true),
+                ),
+        )
+        .subcommand(
+            Command::new("hold")
+                .about(
+                    "Take one count of NAME (SEM_UNDO), print \"ok\", and keep it until a byte \
+                     or end of file arrives on stdin or the parent process exits (used by \
+                     sem_run for shell functions)",
+                )
+                .arg(wait_option())
+                .arg(name()),
+        )
+        .subcommand(
+            Command::new("status")
+                .about("Describe NAME: value, waiters, last operation, owner, mode, kernel ids")
+                .arg(json_flag())
+                .arg(name()),
+        )
+        .subcommand(
+            Command::new("follow")
+                .about(
+                    "Print a time-stamped line whenever NAME's value or waiter count changes, \
+                     until interrupted or destroyed",
+                )
+                .arg(name()),
+        )
+        .subcommand(
+            Command::new("list")
+                .about("List the semaphore records in DIR with their value, waiters and state")
+                .arg(json_flag())
+                .arg(dir_arg()),
+        )
+        .subcommand(
+            Command::new("prune")
+                .about("Remove the stale records in DIR that you own, printing each one removed")
+                .arg(dir_arg()),
+        )
 }
 
 fn take(m: &mut ArgMatches, id: &str) -> Option<OsString> {
@@ -100,6 +221,21 @@ fn take(m: &mut ArgMatches, id: &str) -> Option<OsString> {
 pub fn invocation(mut m: ArgMatches) -> Invocation {
     // subcommand_required(true) and required(true) guarantee these are present.
     let (sub, mut a) = m.remove_subcommand().expect("a subcommand is required");
+    let json = a.try_get_one::<bool>("json").ok().flatten() == Some(&true);
+    match sub.as_str() {
+        "list" => {
+            return Invocation::List {
+                dir: take(&mut a, "DIR"),
+                json,
+            }
+        }
+        "prune" => {
+            return Invocation::Prune {
+                dir: take(&mut a, "DIR"),
+            }
+        }
+        _ => {}
+    }
     let name = take(&mut a, "NAME").expect("NAME is required");
     match sub.as_str() {
         "init" => Invocation::Init {
@@ -107,7 +243,11 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
             value: take(&mut a, "VALUE").expect("VALUE is required"),
             mode: take(&mut a, "MODE"),
         },
-        "post" => Invocation::Post { name },
+        "post" => Invocation::Post {
+            name,
+            count: take(&mut a, "N"),
+        },
+        "relax" => Invocation::Relax { name },
         "wait" => Invocation::Wait {
             name,
             timeout: take(&mut a, "TIMEOUT"),
@@ -115,6 +255,42 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
         "trywait" => Invocation::TryWait { name },
         "peek" => Invocation::Peek { name },
         "destroy" => Invocation::Destroy { name },
+        "run" => Invocation::Run {
+            name,
+            wait: take(&mut a, "wait"),
+            code: take(&mut a, "code"),
+            command: a
+                .remove_many::<OsString>("COMMAND")
+                .expect("COMMAND is required")
+                .collect(),
+        },
+        "hold" => Invocation::Hold {
+            name,
+            wait: take(&mut a, "wait"),
+        },
+        "status" => Invocation::Status { name, json },
+        "follow" => Invocation::Follow { name },
         other => unreachable!("clap knows no subcommand {other}"),
+    }
+}
+
+impl Invocation {
+    /// The subcommand's name, for error messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Invocation::Init { .. } => "init",
+            Invocation::Post { .. } => "post",
+            Invocation::Relax { .. } => "relax",
+            Invocation::Wait { .. } => "wait",
+            Invocation::TryWait { .. } => "trywait",
+            Invocation::Peek { .. } => "peek",
+            Invocation::Destroy { .. } => "destroy",
+            Invocation::Run { .. } => "run",
+            Invocation::Hold { .. } => "hold",
+            Invocation::Status { .. } => "status",
+            Invocation::Follow { .. } => "follow",
+            Invocation::List { .. } => "list",
+            Invocation::Prune { .. } => "prune",
+        }
     }
 }

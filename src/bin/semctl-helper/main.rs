@@ -2,6 +2,8 @@
 
 mod cli;
 mod exit_codes;
+mod report;
+mod slot;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -21,6 +23,11 @@ fn main() -> std::process::ExitCode {
                 .find_map(|c| c.downcast_ref::<sem::Error>())
                 .map_or(ExitCode::Failure, |s| ExitCode::from(s.kind()));
             eprintln!("semctl-helper: {e:#}");
+            // `run` is a command wrapper: its own failures are 125, as for env(1) and
+            // timeout(1), so that they can't be mistaken for the program's status.
+            if std::env::args_os().nth(1).is_some_and(|a| a == "run") {
+                return std::process::ExitCode::from(slot::RUN_FAILED);
+            }
             code.into()
         }
     }
@@ -34,6 +41,14 @@ fn usage(msg: String) -> anyhow::Error {
 fn utf8(s: OsString, what: &str) -> anyhow::Result<String> {
     s.into_string()
         .map_err(|s| usage(format!("invalid {what} {s:?}")))
+}
+
+/// A TIMEOUT or `-w SECONDS` argument; absent means forever.
+fn timeout(t: Option<OsString>) -> anyhow::Result<Timeout> {
+    match t {
+        Some(t) => Ok(sem::parse::timeout(&utf8(t, "timeout")?)?),
+        None => Ok(Timeout::Forever),
+    }
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -59,23 +74,25 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     };
     let inv = cli::invocation(matches);
-    let verb = match &inv {
-        Invocation::Init { .. } => "init",
-        Invocation::Post { .. } => "post",
-        Invocation::Wait { .. } => "wait",
-        Invocation::TryWait { .. } => "trywait",
-        Invocation::Peek { .. } => "peek",
-        Invocation::Destroy { .. } => "destroy",
-    };
+    let verb = inv.verb();
     execute(inv).with_context(|| verb)
 }
 
 fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
-    if let Invocation::Wait { name, timeout } = inv {
-        return wait(name, timeout);
+    match inv {
+        Invocation::Wait { name, timeout: t } => return wait(name, timeout(t)?),
+        Invocation::Run {
+            name,
+            wait,
+            code,
+            command,
+        } => return slot::run(name, timeout(wait)?, code, command),
+        Invocation::Hold { name, wait } => return slot::hold(name, timeout(wait)?),
+        Invocation::Follow { name } => return report::follow(&Name::resolve(&name)?),
+        _ => {}
     }
-    // Everything but a wait is over in microseconds: defer Ctrl-C and friends until we
-    // exit, so that the exit status always tells what really happened.
+    // Everything else is over in microseconds: defer Ctrl-C and friends until we exit, so
+    // that the exit status always tells what really happened.
     signals::defer_stop_signals()?;
     match inv {
         Invocation::Init { name, value, mode } => {
@@ -86,23 +103,34 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
             };
             sem::init(&Name::resolve(&name)?, value, mode)?;
         }
-        Invocation::Post { name } => Semaphore::open(&Name::resolve(&name)?)?.post()?,
+        Invocation::Post { name, count } => {
+            let n = match count {
+                Some(n) => sem::parse::count(&utf8(n, "count")?)?,
+                None => 1,
+            };
+            Semaphore::open(&Name::resolve(&name)?)?.post_n(n)?
+        }
+        Invocation::Relax { name } => {
+            Semaphore::open(&Name::resolve(&name)?)?.relax()?;
+        }
         Invocation::TryWait { name } => Semaphore::open(&Name::resolve(&name)?)?.try_wait()?,
         Invocation::Peek { name } => {
             let v = Semaphore::open(&Name::resolve(&name)?)?.value()?;
             writeln!(std::io::stdout().lock(), "{v}").context("cannot write to stdout")?;
         }
         Invocation::Destroy { name } => sem::destroy(&Name::resolve(&name)?)?,
-        Invocation::Wait { .. } => unreachable!("handled above"),
+        Invocation::Status { name, json } => return report::status(&Name::resolve(&name)?, json),
+        Invocation::List { dir, json } => return report::list(dir, json),
+        Invocation::Prune { dir } => return report::prune(dir),
+        Invocation::Wait { .. }
+        | Invocation::Run { .. }
+        | Invocation::Hold { .. }
+        | Invocation::Follow { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::Success)
 }
 
-fn wait(name: OsString, timeout: Option<OsString>) -> anyhow::Result<ExitCode> {
-    let timeout = match timeout {
-        Some(t) => sem::parse::timeout(&utf8(t, "timeout")?)?,
-        None => Timeout::Forever,
-    };
+fn wait(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
     let name = Name::resolve(&name)?;
     // A waiter whose caller is gone must not linger and later take a count for nobody.
     signals::die_with_parent()?;

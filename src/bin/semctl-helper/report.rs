@@ -1,0 +1,260 @@
+//! What people and programs read: status, list, prune and follow.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use sem::{clock, signals, Entry, ErrorKind, Name, Semaphore, State};
+
+use crate::exit_codes::ExitCode;
+
+/// How often `follow` samples the semaphore: the kernel has no change notification.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
+
+/// `s` as a JSON string.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".to_string(), |v| v.to_string())
+}
+
+/// One entry as a JSON object.
+fn json(e: &Entry) -> String {
+    let name = json_str(&e.name.path().to_string_lossy());
+    let key = format!("\"0x{:08x}\"", e.key as u32);
+    match &e.state {
+        State::Live(s) => format!(
+            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null}}",
+            s.value,
+            s.waiters,
+            s.zero_waiters,
+            opt(s.last_pid),
+            opt(s.last_op),
+            s.changed,
+            s.owner,
+            s.mode,
+            e.id
+        ),
+        State::Stale(why) => format!(
+            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":true,\"access\":true,\"reason\":{}}}",
+            e.owner,
+            e.id,
+            json_str(why)
+        ),
+        State::NoAccess => format!(
+            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":false,\"access\":false,\"reason\":\"the semaphore's mode does not admit you\"}}",
+            e.owner,
+            e.id
+        ),
+    }
+}
+
+/// "root (uid 0)", or "uid 1234" when the password database has no such user.
+fn user(uid: u32) -> String {
+    match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(u)) => format!("{} (uid {uid})", u.name),
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// A Unix time for people: local time, and how long ago.
+fn when(secs: i64) -> String {
+    let (now, _) = clock::now();
+    let ago = now.saturating_sub(secs).max(0);
+    format!("{} ({})", clock::local(secs), ago_text(ago))
+}
+
+fn ago_text(secs: i64) -> String {
+    match secs {
+        0 => "just now".into(),
+        s if s < 120 => format!("{s} s ago"),
+        s if s < 7200 => format!("{} min ago", s / 60),
+        s if s < 172_800 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86_400),
+    }
+}
+
+/// The summary for people.
+fn text(e: &Entry) -> String {
+    let path = e.name.path().display();
+    let kernel = format!("key 0x{:08x}, id {}", e.key as u32, e.id);
+    match &e.state {
+        State::Live(s) => {
+            let last = match (s.last_op, s.last_pid) {
+                (Some(t), Some(pid)) => format!("pid {pid}, {}", when(t)),
+                (Some(t), None) => when(t),
+                _ => "none yet".into(),
+            };
+            format!(
+                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, mode {:04o}\n  kernel:   {kernel}\n",
+                s.value,
+                s.waiters,
+                user(s.owner),
+                s.mode
+            )
+        }
+        State::Stale(why) => format!(
+            "{path}: stale\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n  sem_init reclaims the name; `semctl-helper prune` removes it.\n",
+            user(e.owner)
+        ),
+        State::NoAccess => format!(
+            "{path}: no access\n  why:      the semaphore's mode does not admit you\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n",
+            user(e.owner)
+        ),
+    }
+}
+
+fn print(s: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}
+
+/// `status [--json] NAME`: exit 0 for a live semaphore, 3 for a stale record (described
+/// all the same), 4 when its mode keeps us out.
+pub fn status(name: &Name, as_json: bool) -> anyhow::Result<ExitCode> {
+    let entry = sem::inspect(name)?;
+    if let State::NoAccess = entry.state {
+        return Err(sem::Error::new(
+            ErrorKind::PermissionDenied,
+            "the semaphore's mode does not admit you",
+        )
+        .at(name.path())
+        .into());
+    }
+    if as_json {
+        print(&(json(&entry) + "\n"))?;
+    } else {
+        print(&text(&entry))?;
+    }
+    Ok(match entry.state {
+        State::Live(_) => ExitCode::Success,
+        _ => ExitCode::NoSuchSemaphore,
+    })
+}
+
+/// The directory for `list` and `prune`: DIR, or the home directory.
+fn directory(dir: Option<OsString>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(d) if d.is_empty() => Err(sem::Error::new(ErrorKind::InvalidInput, "empty directory name").into()),
+        Some(d) => Ok(PathBuf::from(d)),
+        // A name resolved in the home directory tells us where that is.
+        None => Ok(Name::resolve("x".as_ref())?.dir().to_path_buf()),
+    }
+}
+
+/// `list [--json] [DIR]`.
+pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let dir = directory(dir)?;
+    let entries = sem::list(&dir)?;
+    let mut out = String::new();
+    if as_json {
+        let items: Vec<String> = entries.iter().map(json).collect();
+        out = format!("[{}]\n", items.join(","));
+    } else {
+        let rows: Vec<[String; 4]> = entries
+            .iter()
+            .map(|e| {
+                let (v, w, st) = match &e.state {
+                    State::Live(s) => (s.value.to_string(), s.waiters.to_string(), "live"),
+                    State::Stale(_) => ("-".into(), "-".into(), "stale"),
+                    State::NoAccess => ("-".into(), "-".into(), "no-access"),
+                };
+                [e.name.path().display().to_string(), v, w, st.into()]
+            })
+            .collect();
+        let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(4);
+        if !rows.is_empty() {
+            let _ = writeln!(out, "{:width$}  VALUE  WAITERS  STATE", "NAME");
+        }
+        for r in rows {
+            let _ = writeln!(out, "{:width$}  {:>5}  {:>7}  {}", r[0], r[1], r[2], r[3]);
+        }
+    }
+    print(&out)?;
+    Ok(ExitCode::Success)
+}
+
+/// `prune [DIR]`: one line per record removed; failures on stderr, and exit 7.
+pub fn prune(dir: Option<OsString>) -> anyhow::Result<ExitCode> {
+    let dir = directory(dir)?;
+    let mut code = ExitCode::Success;
+    for p in sem::prune(&dir)? {
+        match p.outcome {
+            Ok(why) => print(&format!("removed {}: {why}\n", p.name.path().display()))?,
+            Err(e) => {
+                eprintln!("semctl-helper: prune: {e}");
+                code = ExitCode::Failure;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// A time stamp for a follow line: local time with milliseconds.
+fn stamp() -> String {
+    let (secs, ms) = clock::now();
+    format!("{}.{ms:03}", clock::local(secs))
+}
+
+/// `follow NAME`: a line at start and at every change of value or waiters, sampled every
+/// [`FOLLOW_INTERVAL`]; a last line when NAME is destroyed or we are interrupted.
+pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
+    signals::abort_waits_on_stop_signals()?;
+    let sem = Semaphore::open(name)?;
+    let mut last = None;
+    // A reader that went away (`follow | head`) ends us quietly.
+    let say = |line: String| {
+        if print(&(line + "\n")).is_err() {
+            std::process::exit(0);
+        }
+    };
+    loop {
+        if signals::caught().is_some() {
+            say(format!("{} stopped following {}", stamp(), name.path().display()));
+            return Ok(ExitCode::Success);
+        }
+        let now = match (sem.value(), sem.waiters()) {
+            (Ok(v), Ok(w)) => (v, w),
+            (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::Removed => {
+                say(format!("{} destroyed {}", stamp(), name.path().display()));
+                return Ok(ExitCode::Success);
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
+        if last != Some(now) {
+            let pid = sem.status().ok().and_then(|s| s.last_pid);
+            say(format!(
+                "{} value={} waiters={} last_pid={}",
+                stamp(),
+                now.0,
+                now.1,
+                opt(pid)
+            ));
+            last = Some(now);
+        }
+        clock::nap(FOLLOW_INTERVAL);
+    }
+}

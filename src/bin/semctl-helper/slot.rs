@@ -1,0 +1,172 @@
+//! Holding one count for exactly as long as something lives.
+//!
+//! Both commands take the count with `SEM_UNDO`, so the kernel gives it back when the
+//! holding process ends, however it ends, SIGKILL included. `run` then execs the program:
+//! the undo survives execve(2), so the count belongs to the program's own process and
+//! outlives a killed caller. `hold` keeps the count in a process of its own for a shell
+//! function, and lets it go when its caller says so or dies.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::unistd::AccessFlags;
+use sem::{signals, ErrorKind, Name, Semaphore, Timeout};
+
+use crate::exit_codes::ExitCode;
+use crate::utf8;
+
+/// `run`'s status when it fails itself (as env(1) and timeout(1) do).
+pub const RUN_FAILED: u8 = 125;
+/// `run`'s status when the program was found but can't be executed.
+const CANNOT_EXECUTE: u8 = 126;
+/// `run`'s status when the program isn't found.
+const NOT_FOUND: u8 = 127;
+
+/// Find `prog` as execvp(3) would, before any count is taken: on failure, the status to
+/// exit with and why.
+fn find_program(prog: &OsStr) -> Result<PathBuf, (u8, &'static str)> {
+    if prog.is_empty() {
+        return Err((NOT_FOUND, "command not found"));
+    }
+    let executable = |p: &Path| {
+        p.is_file() && nix::unistd::access(p, AccessFlags::X_OK).is_ok()
+    };
+    if prog.as_bytes().contains(&b'/') {
+        let p = Path::new(prog);
+        return match p.symlink_metadata() {
+            Err(_) => Err((NOT_FOUND, "No such file or directory")),
+            Ok(_) if p.is_dir() => Err((CANNOT_EXECUTE, "Is a directory")),
+            Ok(_) if executable(p) => Ok(p.to_path_buf()),
+            Ok(_) => Err((CANNOT_EXECUTE, "Permission denied")),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut denied = false;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
+        let candidate = Path::new(OsStr::from_bytes(dir)).join(prog);
+        if executable(&candidate) {
+            return Ok(candidate);
+        }
+        denied |= candidate.is_file();
+    }
+    match denied {
+        true => Err((CANNOT_EXECUTE, "Permission denied")),
+        false => Err((NOT_FOUND, "command not found")),
+    }
+}
+
+/// `run NAME [-w S] [-E C] -- PROGRAM [ARG...]`: take a count, then become PROGRAM.
+pub fn run(
+    name: OsString,
+    timeout: Timeout,
+    code: Option<OsString>,
+    command: Vec<OsString>,
+) -> anyhow::Result<ExitCode> {
+    let code = match code {
+        Some(c) => sem::parse::exit_status(&utf8(c, "exit code")?)?,
+        None => 1,
+    };
+    let (program, args) = command.split_first().expect("clap requires PROGRAM");
+    let path = match find_program(program) {
+        Ok(p) => p,
+        Err((status, why)) => {
+            eprintln!("semctl-helper: run: {}: {why}", program.to_string_lossy());
+            std::process::exit(status.into());
+        }
+    };
+    let name = Name::resolve(&name)?;
+    // While we wait, a caller that dies or is interrupted takes the wait with it.
+    signals::die_with_parent()?;
+    signals::abort_waits_on_stop_signals()?;
+    let sem = Semaphore::open(&name)?;
+    match sem.hold(timeout) {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            std::process::exit(code.into())
+        }
+        Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
+            Some(sig) => signals::die_of(sig),
+            None => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    }
+    // The count is ours. A stop signal caught just before we blocked them cancels the
+    // run (exiting gives the count back); one that comes later stays pending through the
+    // exec and then acts on the program as it would have on us.
+    signals::defer_stop_signals()?;
+    if let Some(sig) = signals::caught() {
+        signals::die_of(sig);
+    }
+    // The program must outlive a killed caller, keeping its count until it ends.
+    sem::process::forget_parent()?;
+    // exec resets the signal mask and SIGPIPE to their defaults for the program.
+    let err = std::process::Command::new(&path)
+        .arg0(program)
+        .args(args)
+        .exec();
+    eprintln!("semctl-helper: run: {}: {err}", program.to_string_lossy());
+    let status = match err.kind() {
+        std::io::ErrorKind::NotFound => NOT_FOUND,
+        _ => CANNOT_EXECUTE,
+    };
+    std::process::exit(status.into());
+}
+
+/// Read standard input until a byte or end of file arrives, on a thread of its own; then
+/// end the process, which gives back the count if it was taken. All signals are blocked
+/// on that thread, so they reach the main thread, whose wait they must interrupt.
+fn release_on_input() -> anyhow::Result<()> {
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
+    let spawned = std::thread::Builder::new()
+        .name("release".into())
+        .spawn(|| {
+            let mut byte = [0u8; 1];
+            let mut stdin = std::io::stdin().lock();
+            while let Err(e) = stdin.read(&mut byte) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            std::process::exit(0);
+        });
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    spawned?;
+    Ok(())
+}
+
+/// `hold NAME [-w S]`: take a count, say "ok", and keep it until told or orphaned.
+pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
+    let name = Name::resolve(&name)?;
+    // What the caller had open (a lock file, the other ends of its pipes) must not live
+    // as long as we do.
+    sem::process::close_inherited_descriptors()?;
+    // A holder whose caller is gone gives the count back at once.
+    sem::process::exit_with_parent()?;
+    signals::abort_waits_on_stop_signals()?;
+    release_on_input()?;
+    let sem = Semaphore::open(&name)?;
+    match sem.hold(timeout) {
+        Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
+            Some(sig) => signals::die_of(sig),
+            None => return Err(e.into()),
+        },
+        r => r?,
+    }
+    // Held. From now on only our caller decides: Ctrl-C reaches the whole process group,
+    // and a shell that traps it keeps running the function, so its slot must stay held.
+    signals::defer_stop_signals()?;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "ok").and_then(|()| out.flush()).is_err() {
+        // Nobody reads our answer: the caller is gone.
+        std::process::exit(RUN_FAILED.into());
+    }
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,130 @@
+//! Many names at once: the state of one name whether live or stale, and the records in a
+//! directory (`list`), with the removal of the caller's stale ones (`prune`).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::lifecycle::prune_one;
+use crate::name::Name;
+use crate::semaphore::{examine, Examined, Status};
+
+/// What a record's name stands for now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// A live semaphore, and its kernel state.
+    Live(Status),
+    /// A stale or untrusted record; the text says why.
+    Stale(String),
+    /// A live-looking record whose set's mode keeps the caller out.
+    NoAccess,
+}
+
+/// One record and its state.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The name.
+    pub name: Name,
+    /// The recorded key.
+    pub key: i32,
+    /// The recorded set id.
+    pub id: i32,
+    /// The record file's owner.
+    pub owner: u32,
+    /// Live, stale or out of reach.
+    pub state: State,
+}
+
+/// The state of `name`, live or stale.
+///
+/// # Errors
+/// [`ErrorKind::NotFound`] when nothing is at the name; [`ErrorKind::Stale`] when what is
+/// there isn't a record; [`ErrorKind::PermissionDenied`] when the file or the set's mode
+/// keeps the caller out; [`ErrorKind::Removed`] when the set vanished while being read.
+pub fn inspect(name: &Name) -> Result<Entry> {
+    let (key, id, owner, state) = match examine(name)? {
+        Examined::Live(sem) => (sem.key(), sem.id(), sem.owner(), State::Live(sem.status()?)),
+        Examined::Stale {
+            key,
+            id,
+            owner,
+            reason,
+        } => (key, id, owner, State::Stale(reason)),
+        Examined::NoAccess { key, id, owner } => (key, id, owner, State::NoAccess),
+    };
+    Ok(Entry {
+        name: name.clone(),
+        key,
+        id,
+        owner,
+        state,
+    })
+}
+
+/// The names of the entries of `dir` (not recursive), sorted.
+fn names_in(dir: &Path) -> Result<Vec<Name>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+        Error::sys(
+            crate::error::kind_of(errno),
+            "cannot read the directory",
+            errno,
+        )
+        .at(dir)
+    })?;
+    let mut names = Vec::new();
+    for ent in rd {
+        // An entry that vanished while we read the directory is no longer of interest.
+        let Ok(ent) = ent else { continue };
+        if let Ok(name) = Name::resolve(dir.join(ent.file_name()).as_os_str()) {
+            names.push(name);
+        }
+    }
+    names.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(names)
+}
+
+/// The semaphore records directly in `dir`, live or stale, sorted by name. Files that are
+/// not records, links, records in another format, and files the caller can't read are
+/// skipped; a record whose set the caller may not read is listed as [`State::NoAccess`].
+///
+/// # Errors
+/// When `dir` can't be read.
+pub fn list(dir: &Path) -> Result<Vec<Entry>> {
+    // A name that isn't a record, or vanished, or can't be read, is simply not listed.
+    Ok(names_in(dir)?
+        .iter()
+        .filter_map(|name| inspect(name).ok())
+        .collect())
+}
+
+/// One outcome of [`prune`].
+#[derive(Debug)]
+pub struct Pruned {
+    /// The name.
+    pub name: Name,
+    /// Why it was stale, once removed; or why it could not be removed.
+    pub outcome: Result<String>,
+}
+
+/// Remove the stale records in `dir` (not recursive) that the caller owns. Live records,
+/// other users' records and files that are not records are left alone.
+///
+/// # Errors
+/// When `dir` can't be read; failures on single names are reported in [`Pruned`].
+pub fn prune(dir: &Path) -> Result<Vec<Pruned>> {
+    let mut out = Vec::new();
+    for name in names_in(dir)? {
+        match prune_one(&name) {
+            Ok(None) => {}
+            Ok(Some(why)) => out.push(Pruned {
+                name,
+                outcome: Ok(why),
+            }),
+            Err(e) => out.push(Pruned {
+                name: name.clone(),
+                outcome: Err(e.at(name.path())),
+            }),
+        }
+    }
+    Ok(out)
+}
