@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::AccessFlags;
@@ -32,9 +33,7 @@ fn find_program(prog: &OsStr) -> Result<PathBuf, (u8, &'static str)> {
     if prog.is_empty() {
         return Err((NOT_FOUND, "command not found"));
     }
-    let executable = |p: &Path| {
-        p.is_file() && nix::unistd::access(p, AccessFlags::X_OK).is_ok()
-    };
+    let executable = |p: &Path| p.is_file() && nix::unistd::access(p, AccessFlags::X_OK).is_ok();
     if prog.as_bytes().contains(&b'/') {
         let p = Path::new(prog);
         return match p.symlink_metadata() {
@@ -117,8 +116,12 @@ pub fn run(
     std::process::exit(status.into());
 }
 
+/// Whether `hold` has its count: a release that comes before it is a cancel (exit 1).
+static HELD: AtomicBool = AtomicBool::new(false);
+
 /// Read standard input until a byte or end of file arrives, on a thread of its own; then
-/// end the process, which gives back the count if it was taken. All signals are blocked
+/// end the process, which gives back the count if it was taken: status 0 if it was, 1
+/// (nothing taken) if the release came first. All signals are blocked
 /// on that thread, so they reach the main thread, whose wait they must interrupt.
 fn release_on_input() -> anyhow::Result<()> {
     let mut old = SigSet::empty();
@@ -133,7 +136,7 @@ fn release_on_input() -> anyhow::Result<()> {
                     break;
                 }
             }
-            std::process::exit(0);
+            std::process::exit(if HELD.load(Ordering::SeqCst) { 0 } else { 1 });
         });
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
     spawned?;
@@ -152,12 +155,18 @@ pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
     release_on_input()?;
     let sem = Semaphore::open(&name)?;
     match sem.hold(timeout) {
+        Ok(()) => {}
+        // No count in time is an answer, not an error: silent, as for run and flock.
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            return Ok(ExitCode::WouldBlock)
+        }
         Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
             Some(sig) => signals::die_of(sig),
             None => return Err(e.into()),
         },
-        r => r?,
+        Err(e) => return Err(e.into()),
     }
+    HELD.store(true, Ordering::SeqCst);
     // Held. From now on only our caller decides: Ctrl-C reaches the whole process group,
     // and a shell that traps it keeps running the function, so its slot must stay held.
     signals::defer_stop_signals()?;
