@@ -230,7 +230,11 @@ pub fn take_one_within(id: SemId, timeout: Duration, undo: bool) -> Result<(), E
     let mut op = libc::sembuf {
         sem_num: 0,
         sem_op: -1,
-        sem_flg: if undo { libc::SEM_UNDO as libc::c_short } else { 0 },
+        sem_flg: if undo {
+            libc::SEM_UNDO as libc::c_short
+        } else {
+            0
+        },
     };
     // SAFETY: `op` is one valid sembuf, nsops is 1, and the timeout pointer is static
     // memory that stays valid; libc has no semtimedop wrapper, hence the raw syscall.

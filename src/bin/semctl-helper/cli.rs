@@ -88,7 +88,10 @@ fn json_flag() -> Arg {
 }
 
 fn dir_arg() -> Arg {
-    positional("DIR", "The directory to look in (default $HOME); not recursive")
+    positional(
+        "DIR",
+        "The directory to look in (default $HOME); not recursive",
+    )
 }
 
 /// The whole command-line interface.

@@ -158,7 +158,9 @@ pub fn status(name: &Name, as_json: bool) -> anyhow::Result<ExitCode> {
 /// The directory for `list` and `prune`: DIR, or the home directory.
 fn directory(dir: Option<OsString>) -> anyhow::Result<PathBuf> {
     match dir {
-        Some(d) if d.is_empty() => Err(sem::Error::new(ErrorKind::InvalidInput, "empty directory name").into()),
+        Some(d) if d.is_empty() => {
+            Err(sem::Error::new(ErrorKind::InvalidInput, "empty directory name").into())
+        }
         Some(d) => Ok(PathBuf::from(d)),
         // A name resolved in the home directory tells us where that is.
         None => Ok(Name::resolve("x".as_ref())?.dir().to_path_buf()),
@@ -233,7 +235,11 @@ pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
     };
     loop {
         if signals::caught().is_some() {
-            say(format!("{} stopped following {}", stamp(), name.path().display()));
+            say(format!(
+                "{} stopped following {}",
+                stamp(),
+                name.path().display()
+            ));
             return Ok(ExitCode::Success);
         }
         let now = match (sem.value(), sem.waiters()) {
