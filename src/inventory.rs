@@ -37,9 +37,9 @@ pub struct Entry {
 /// The state of `name`, live or stale.
 ///
 /// # Errors
-/// [`ErrorKind::NotFound`] when nothing is at the name; [`ErrorKind::Stale`] when what is
-/// there isn't a record; [`ErrorKind::PermissionDenied`] when the file or the set's mode
-/// keeps the caller out; [`ErrorKind::Removed`] when the set vanished while being read.
+/// [`crate::ErrorKind::NotFound`] when nothing is at the name; [`crate::ErrorKind::Stale`]
+/// when what is there isn't a record; [`crate::ErrorKind::PermissionDenied`] when the file
+/// can't be read; [`crate::ErrorKind::Removed`] when the set vanished while being read.
 pub fn inspect(name: &Name) -> Result<Entry> {
     let (key, id, owner, state) = match examine(name)? {
         Examined::Live(sem) => (sem.key(), sem.id(), sem.owner(), State::Live(sem.status()?)),

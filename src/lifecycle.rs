@@ -180,7 +180,28 @@ fn destroy_in(name: &Name) -> Result<()> {
         if !dir.still_names(&file)? {
             continue;
         }
-        match verify(&file, &origin)? {
+        let verdict = match verify(&file, &origin) {
+            // Our own record names a set we may not read. If it is ours after all (its
+            // mode was changed to keep even us out), removing it is what destroy means; if
+            // it isn't, the kernel refuses (EPERM) and the record is merely untrusted.
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                let rec = Record::parse(file.bytes()).map_err(|_| e)?;
+                dir.check_writable()?;
+                match sys::remove(rec.id) {
+                    Ok(()) | Err(Errno::EPERM | Errno::EINVAL | Errno::EIDRM) => {}
+                    Err(e) => {
+                        return Err(Error::sys(
+                            crate::error::kind_of(e),
+                            "cannot remove the kernel set",
+                            e,
+                        ))
+                    }
+                }
+                Verdict::Stale(String::new())
+            }
+            v => v?,
+        };
+        match verdict {
             Verdict::NotARecord(why) => {
                 return Err(Error::new(
                     ErrorKind::Stale,

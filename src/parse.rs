@@ -148,10 +148,13 @@ pub fn mode(s: &str) -> Result<u32> {
             format!("invalid mode {s:?}: {why}"),
         )
     };
-    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+    // Leading zeros are allowed, as chmod(1) allows them (00600).
+    let digits = s.trim_start_matches('0');
+    if s.is_empty() || digits.len() > 3 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(bad("expected octal permissions such as 0600 or 0660"));
     }
-    let m = u32::from_str_radix(s, 8).map_err(|_| bad("expected octal permissions"))?;
+    let m = u32::from_str_radix(if digits.is_empty() { "0" } else { digits }, 8)
+        .map_err(|_| bad("expected octal permissions"))?;
     if m > 0o777 {
         return Err(bad("expected permission bits only, at most 0777"));
     }

@@ -21,6 +21,12 @@ pub const VERSION: u32 = 1;
 /// Records larger than this are rejected without being read.
 pub const MAX_LEN: u64 = 256;
 
+/// The length of the shortest possible record: `sem/1 key=0x` + 8 hex digits + ` id=` +
+/// a digit + ` boot=` + a 36-character UUID + ` ipcns=` + a digit + a newline. A shorter
+/// file is refused without being opened, which keeps us from reading files whose size
+/// says nothing, like those in /proc (reading /proc/kmsg would consume the kernel log).
+pub const MIN_LEN: u64 = 76;
+
 /// Where and when the kernel set lives: the boot and the IPC namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
@@ -238,6 +244,21 @@ mod tests {
             Record::parse(good.replace("sem/1", "sem/2").as_bytes()),
             Err(ParseError::OtherVersion("2".into()))
         );
+    }
+
+    #[test]
+    fn the_shortest_record_is_min_len_long() {
+        let short = Record {
+            key: Key(1),
+            id: SemId(0),
+            origin: Origin {
+                ipcns: 0,
+                ..sample().origin
+            },
+        };
+        let line = short.to_string();
+        assert_eq!(line.len() as u64, MIN_LEN, "{line:?}");
+        assert!(sample().to_string().len() as u64 >= MIN_LEN);
     }
 
     #[test]

@@ -247,7 +247,10 @@ impl Semaphore {
                 ErrorKind::PermissionDenied,
                 "the semaphore's mode does not admit you",
             ),
-            Errno::ERANGE => (ErrorKind::OutOfRange, "the value is at its maximum, 32767"),
+            Errno::ERANGE => (
+                ErrorKind::OutOfRange,
+                "the value would pass its maximum, 32767 (nothing was added)",
+            ),
             Errno::EAGAIN => {
                 return Error::new(ErrorKind::WouldBlock, "would block: the value is 0")
                     .at(self.name.path())

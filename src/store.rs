@@ -24,7 +24,7 @@ use nix::unistd::{AccessFlags, UnlinkatFlags};
 
 use crate::error::{kind_of, Error, ErrorKind, Result};
 use crate::name::Name;
-use crate::record::MAX_LEN;
+use crate::record::{MAX_LEN, MIN_LEN};
 
 /// How long init and destroy wait for a record's lock before giving up.
 pub(crate) const LOCK_PATIENCE: Duration = Duration::from_secs(5);
@@ -172,6 +172,11 @@ impl<'a> Dir<'a> {
                     "the file at the name is too large to be a semaphore record",
                 ));
             }
+            if (st.st_size as u64) < MIN_LEN {
+                return Ok(Found::NotAFile(
+                    "the file at the name is not a semaphore record",
+                ));
+            }
             // O_NONBLOCK: should a FIFO replace the file after the lstat, don't hang on it.
             let flags = OFlag::O_RDONLY
                 | OFlag::O_NOFOLLOW
@@ -196,6 +201,9 @@ impl<'a> Dir<'a> {
             })?;
             if !meta.is_file() || meta.dev() != st.st_dev || meta.ino() != st.st_ino {
                 continue;
+            }
+            if !(MIN_LEN..=MAX_LEN).contains(&meta.len()) {
+                continue; // it changed since the lstat: look again
             }
             let mut bytes = Vec::with_capacity(MAX_LEN as usize + 1);
             (&file)
