@@ -183,3 +183,134 @@ load test_helper
 	assert_equal "$stderr" ""
 	assert_output $'at limit=1\nmissing=1\nvalue=32767\ndone'
 }
+
+# sem_post NAME N: adds N (1..32767) in one step, waking up to N waiters.
+
+@test "sem_post NAME 5 releases 5 blocked waiters at once; the value ends 0" {
+	sem_init "$D/s" 0
+	local i
+	for i in 1 2 3 4 5; do
+		bg_wait "$D/w$i" "$D/s" 30
+	done
+	wait_for_waiters "$D/s" 5
+	local t0
+	t0=$(now)
+	run --separate-stderr sem_post "$D/s" 5
+	assert_success
+	assert_silent
+	local rc end
+	for i in 1 2 3 4 5; do
+		await "$D/w$i" 5
+		read -r rc _ end <"$D/w$i"
+		assert_equal "$rc" 0
+		assert_elapsed "$t0" "$end" 0 1
+	done
+	assert_equal "$(waiters "$D/s")" 0
+	run sem_peek "$D/s"
+	assert_output 0
+}
+
+@test "sem_post NAME 2 with 3 blocked waiters releases exactly 2" {
+	sem_init "$D/s" 0
+	local i
+	for i in 1 2 3; do
+		bg_wait "$D/w$i" "$D/s" 30
+	done
+	wait_for_waiters "$D/s" 3
+	sem_post "$D/s" 2
+	wait_for_waiters "$D/s" 1
+	local done_=0
+	for ((i = 0; i < 300; i++)); do
+		done_=$(find "$D" -maxdepth 1 -name 'w[123]' | wc -l)
+		((done_ >= 2)) && break
+		sleep 0.01
+	done
+	sleep 0.1
+	assert_equal "$(find "$D" -maxdepth 1 -name 'w[123]' | wc -l)" 2
+	run sem_peek "$D/s"
+	assert_output 0
+	sem_post "$D/s"
+	for i in 1 2 3; do
+		await "$D/w$i"
+	done
+}
+
+@test "sem_post NAME N adds N: 2 + 3 is 5; 0 + 32767 is 32767; N may have leading zeros" {
+	sem_init "$D/s" 2
+	run --separate-stderr sem_post "$D/s" 3
+	assert_success
+	assert_silent
+	run sem_peek "$D/s"
+	assert_output 5
+	sem_init "$D/big" 0
+	run --separate-stderr sem_post "$D/big" 32767
+	assert_success
+	assert_silent
+	run sem_peek "$D/big"
+	assert_output 32767
+	run --separate-stderr sem_post "$D/s" 010
+	assert_success
+	run sem_peek "$D/s"
+	assert_output 15
+}
+
+@test "sem_post with a bad N (0, -1, abc, 32768, ...) returns 1, silent, adding nothing" {
+	sem_init "$D/s" 4
+	local n
+	for n in 0 -1 abc 32768 99999999999 '' 1.5 +1 ' 1' '1 ' 0x10 1e3; do
+		run --separate-stderr sem_post "$D/s" "$n"
+		assert_failure 1
+		assert_silent
+		run sem_peek "$D/s"
+		assert_output 4
+	done
+}
+
+@test "with SEM_VERBOSE=1 a bad N prints exactly one line on stderr" {
+	sem_init "$D/s" 4
+	export SEM_VERBOSE=1
+	local n
+	for n in 0 -1 abc 32768; do
+		run --separate-stderr sem_post "$D/s" "$n"
+		assert_failure 1
+		assert_one_line_stderr
+	done
+	run sem_peek "$D/s"
+	assert_output 4
+}
+
+@test "a post of N that would pass 32767 fails and adds nothing (all or nothing)" {
+	sem_init "$D/s" 32760
+	run --separate-stderr sem_post "$D/s" 8
+	assert_failure 1
+	assert_silent
+	run sem_peek "$D/s"
+	assert_output 32760
+	SEM_VERBOSE=1 run --separate-stderr sem_post "$D/s" 100
+	assert_failure 1
+	assert_one_line_stderr
+	run sem_peek "$D/s"
+	assert_output 32760
+	run --separate-stderr sem_post "$D/s" 7
+	assert_success
+	assert_silent
+	run sem_peek "$D/s"
+	assert_output 32767
+}
+
+@test "semctl-helper post N: 2 for a bad N, 5 past 32767, one line each, nothing added" {
+	"$HELPER" init "$D/s" 32760
+	local n
+	for n in 0 -1 abc ''; do
+		run --separate-stderr "$HELPER" post "$D/s" "$n"
+		assert_failure 2
+		assert_one_line_stderr
+	done
+	for n in 8 32768; do
+		run --separate-stderr "$HELPER" post "$D/s" "$n"
+		assert_failure 5
+		assert_one_line_stderr
+	done
+	run "$HELPER" peek "$D/s"
+	assert_output 32760
+}

@@ -352,9 +352,9 @@ _sem_run_here() {
 #   Stdout:  COMMAND's.
 #   Stderr:  COMMAND's, and one line saying why when sem_run itself fails.
 #   Note: for a function or builtin, the holder runs as a process substitution, so $!
-#   changes.
+#   changes. return, break and continue are refused (125).
 sem_run() {
-	local _sem_w='' _sem_e=1 _sem_h='' _sem_rc=0
+	local _sem_w='' _sem_wset=0 _sem_e=1 _sem_h='' _sem_rc=0
 	while (($#)); do
 		case $1 in
 		--)
@@ -366,11 +366,11 @@ sem_run() {
 				builtin printf 'sem_run: option %s needs a value\n' "$1" >&2
 				return 125
 			fi
-			if [[ $1 == -w ]]; then _sem_w=$2; else _sem_e=$2; fi
+			if [[ $1 == -w ]]; then _sem_w=$2 _sem_wset=1; else _sem_e=$2; fi
 			shift 2
 			;;
 		-w?*)
-			_sem_w=${1#-w}
+			_sem_w=${1#-w} _sem_wset=1
 			shift
 			;;
 		-E?*)
@@ -393,9 +393,23 @@ sem_run() {
 		return 125
 	fi
 	_sem_e=$((10#$_sem_e))
+	if ((_sem_wset)) && [[ -z $_sem_w ]]; then
+		builtin printf '%s\n' 'sem_run: invalid timeout "": expected seconds, such as 5 or 0.5' >&2
+		return 125
+	fi
+	case $2 in
+	return | break | continue)
+		# They would act on sem_run's own code, never letting the count go.
+		builtin printf 'sem_run: %s can'"'"'t be run under sem_run\n' "$2" >&2
+		return 125
+		;;
+	esac
 	if declare -F -- "$2" >/dev/null || _sem_builtin "$2"; then
-		_sem_run_here "$_sem_w" "$_sem_e" "$@" || _sem_rc=$?
-		return "$_sem_rc"
+		# A plain call, not `|| ...`: that would turn off the caller's set -e inside the
+		# function. The status is sem_run's, and a set -e shell stops here just as it
+		# would on the function's own failure.
+		_sem_run_here "$_sem_w" "$_sem_e" "$@"
+		return
 	fi
 	# A program: the helper takes the count and execs it, so that the count belongs to
 	# the program's own process. The braces keep bash's "Killed" line off stderr.
