@@ -45,8 +45,8 @@ mod error;
 mod inventory;
 mod lifecycle;
 mod name;
-pub mod process;
 pub mod parse;
+pub mod process;
 mod record;
 mod semaphore;
 pub mod signals;
@@ -60,3 +60,9 @@ pub use name::Name;
 pub use parse::{Timeout, MAX_VALUE};
 pub use semaphore::{examine, Examined, Semaphore, Status};
 
+/// Crate-private parsers made reachable for the fuzz targets in `fuzz/` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::record::{Origin, ParseError, Record, MAX_LEN, VERSION};
+    pub use crate::sys::{Key, SemId};
+}

@@ -242,6 +242,7 @@ mod tests {
     #[test]
     fn modes() {
         assert_eq!(mode("600").unwrap(), 0o600);
+        assert_eq!(mode("00600").unwrap(), 0o600);
         assert_eq!(mode("0660").unwrap(), 0o660);
         assert_eq!(mode("0777").unwrap(), 0o777);
         for bad in ["", "999", "0o600", "-1", "0400", "1600", "06600", "rw"] {
