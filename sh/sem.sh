@@ -61,12 +61,20 @@ _sem_locate() {
 }
 _sem_locate
 unset -f _sem_locate
+# _sem_found: set _sem_h to the helper _sem_helper found beside this file (none yet).
+_sem_found() { _sem_h=''; }
 
 # _sem_helper: set the caller's local _sem_h to the helper's path. Returns 1 if none.
 _sem_helper() {
-	local _sem_d='' _sem_d2='' _sem_rest _sem_p
+	local _sem_d='' _sem_d2='' _sem_rest _sem_p _sem_q
 	if [[ -n ${SEMCTL_HELPER:-} ]]; then
 		_sem_h=$SEMCTL_HELPER
+		return 0
+	fi
+	# The helper found beside this file last time, if it is still there: every call pays
+	# for this lookup, and the full one below costs several stats.
+	_sem_found
+	if [[ -n $_sem_h && -x $_sem_h ]]; then
 		return 0
 	fi
 	_sem_libdir
@@ -79,9 +87,13 @@ _sem_helper() {
 		fi
 		if [[ -f $_sem_p && -x $_sem_p ]]; then
 			_sem_h=$_sem_p
+			# Remember it in a function, not a variable: sourcing leaks no variables.
+			builtin printf -v _sem_q '%q' "$_sem_p"
+			eval "_sem_found() { _sem_h=$_sem_q; }"
 			return 0
 		fi
 	done
+	_sem_h=
 	# PATH, searched by hand: no subshell, and no word splitting or globbing that the
 	# caller's IFS or options could change.
 	_sem_rest=${PATH:-}:
