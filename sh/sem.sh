@@ -120,14 +120,14 @@ _sem_call() {
 		if ! _sem_helper; then
 			return 1
 		fi
-		{ command "$_sem_h" "$@"; } 2>/dev/null
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@"; } 2>/dev/null
 		return
 	fi
 	if ! _sem_helper; then
 		builtin printf '%s\n' "sem.sh: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 1
 	fi
-	{ command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+	{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
 	if ((_sem_rc > 128)); then
 		builtin printf 'semctl-helper: killed by signal %d\n' "$((_sem_rc - 128))" >&2
 	fi
@@ -298,6 +298,7 @@ sem_follow() {
 # holder's parent-death signal ends it, giving the count back just the same.
 _sem_run_here() {
 	local _sem_h='' _sem_p='' _sem_r='' _sem_pid='' _sem_ack='' _sem_rc=0 _sem_early=0
+	local _sem_me=$BASHPID
 	local -a _sem_opt=()
 	if [[ -n $1 ]]; then
 		_sem_opt=(-w "$1")
@@ -313,7 +314,7 @@ _sem_run_here() {
 		return 125
 	fi
 	# The holder's answer comes back on _sem_r.
-	if ! { exec {_sem_r}< <(exec "$_sem_h" hold "${_sem_opt[@]}" -- "$3" <"/dev/fd/$_sem_p" 2>&9 9>&-); } 9>&2 2>/dev/null; then
+	if ! { exec {_sem_r}< <(SEMCTL_PARENT=$_sem_me exec "$_sem_h" hold "${_sem_opt[@]}" -- "$3" <"/dev/fd/$_sem_p" 2>&9 9>&-); } 9>&2 2>/dev/null; then
 		exec {_sem_p}>&-
 		builtin printf '%s\n' "sem_run: cannot start semctl-helper" >&2
 		return 125
@@ -430,9 +431,9 @@ sem_run() {
 		return 125
 	fi
 	if [[ -n $_sem_w ]]; then
-		{ command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
 	else
-		{ command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
 	fi
 	return "$_sem_rc"
 }

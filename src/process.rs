@@ -9,9 +9,8 @@ use crate::sys;
 /// [`crate::signals::die_with_parent`], it acts only once we were really reparented.
 ///
 /// # Errors
-/// [`ErrorKind::Interrupted`] when the parent is already gone.
-pub fn exit_with_parent() -> Result<()> {
-    let parent = nix::unistd::getppid();
+/// [`ErrorKind::Interrupted`] when the parent is already gone (or is not `parent`).
+pub fn exit_with_parent(parent: nix::unistd::Pid) -> Result<()> {
     sys::exit_with_parent(sys::first_realtime_signal(), parent.as_raw())
         .map_err(|e| Error::sys(ErrorKind::Other, "cannot tie our life to our parent's", e))?;
     if nix::unistd::getppid() != parent {

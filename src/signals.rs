@@ -72,6 +72,21 @@ pub fn die_of(sig: i32) -> ! {
     std::process::exit(128 + sig)
 }
 
+/// The environment variable in which a caller names itself, the process that must stay our
+/// parent: `sem.sh` sets it to `$BASHPID`. Without it, the parent at start-up is assumed.
+pub const PARENT_ENV: &str = "SEMCTL_PARENT";
+
+/// The pid our parent must be: [`PARENT_ENV`] if it holds a pid, else our parent now.
+/// A caller killed between forking us and our arming the parent-death signal has already
+/// left us to a reaper, and only a pid it gave us beforehand tells us so.
+pub fn expected_parent() -> nix::unistd::Pid {
+    std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|&p| p > 0)
+        .map_or_else(nix::unistd::getppid, nix::unistd::Pid::from_raw)
+}
+
 /// End a wait, taking nothing, when this process's parent exits, so that a wait whose
 /// caller is gone (killed with -9, or a CI cancel that signals only the script) doesn't
 /// linger and later take a count that nobody would give back. The kernel's
@@ -80,9 +95,8 @@ pub fn die_of(sig: i32) -> ! {
 /// multi-threaded parent exits.
 ///
 /// # Errors
-/// [`ErrorKind::Interrupted`] when the parent is already gone.
-pub fn die_with_parent() -> Result<()> {
-    let parent = nix::unistd::getppid();
+/// [`ErrorKind::Interrupted`] when the parent is already gone (or is not `parent`).
+pub fn die_with_parent(parent: nix::unistd::Pid) -> Result<()> {
     sys::catch_parent_death(sys::first_realtime_signal(), parent.as_raw())
         .map_err(|e| Error::sys(ErrorKind::Other, "cannot tie our life to our parent's", e))?;
     // The parent may have died before the prctl: then we were reparented already.

@@ -133,7 +133,7 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
 fn wait(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
     let name = Name::resolve(&name)?;
     // A waiter whose caller is gone must not linger and later take a count for nobody.
-    signals::die_with_parent()?;
+    signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
     let sem = Semaphore::open(&name)?;
     match sem.wait(timeout) {

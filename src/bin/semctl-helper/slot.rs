@@ -80,7 +80,7 @@ pub fn run(
     };
     let name = Name::resolve(&name)?;
     // While we wait, a caller that dies or is interrupted takes the wait with it.
-    signals::die_with_parent()?;
+    signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
     let sem = Semaphore::open(&name)?;
     match sem.hold(timeout) {
@@ -107,6 +107,7 @@ pub fn run(
     let err = std::process::Command::new(&path)
         .arg0(program)
         .args(args)
+        .env_remove(signals::PARENT_ENV)
         .exec();
     eprintln!("semctl-helper: run: {}: {err}", program.to_string_lossy());
     let status = match err.kind() {
@@ -150,7 +151,7 @@ pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
     // as long as we do.
     sem::process::close_inherited_descriptors()?;
     // A holder whose caller is gone gives the count back at once.
-    sem::process::exit_with_parent()?;
+    sem::process::exit_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
     release_on_input()?;
     let sem = Semaphore::open(&name)?;
