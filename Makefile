@@ -1,6 +1,10 @@
 # sem: counting semaphores for shell scripts.
 #   make            build the release helper
-#   make test       install what's missing, then run every test (cargo test + bats)
+#   make test       install what's missing, then run every test (cargo test, lint, bats,
+#                   a benchmark smoke run)
+#   make stress     long chaos and load runs (STRESS_SECONDS, default 600)
+#   make bench      the benchmarks: docs/BENCH.md and docs/bench.svg
+#   make fuzz       the fuzz targets, FUZZ_SECONDS each
 #   make demo       8 jobs throttled through a semaphore of 3 slots
 #   make install    PREFIX=/usr/local DESTDIR=
 PREFIX  ?= /usr/local
@@ -9,7 +13,7 @@ CARGO   ?= cargo
 HELPER  := target/release/semctl-helper
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps lint cargo-test bats demo install uninstall clean
+.PHONY: all build test deps lint cargo-test bats demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -36,7 +40,7 @@ deps:
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	shellcheck -x sh/*.sh bats/*.bash demo/*.sh .ci/run
+	shellcheck -x sh/*.sh bats/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
 
 cargo-test: build
 	$(CARGO) test --release --locked
@@ -51,7 +55,7 @@ bats: build deps
 		bats bats/; \
 	fi
 
-test: deps build cargo-test lint bats
+test: deps build cargo-test lint bats bench-smoke
 
 demo: build
 	bash demo/throttle.sh
@@ -65,3 +69,56 @@ uninstall:
 
 clean:
 	$(CARGO) clean
+
+# Benchmarks (bench/run.sh): sem against the spawn floor, flock and GNU parallel's sem,
+# all in one interleaved run. `bench` installs gnuplot-nox, parallel and time if missing
+# and writes docs/BENCH.md and docs/bench.svg (about 3 minutes); `bench-smoke` checks in
+# under 30 s that the benchmark runs and the ratios stay within generous bounds.
+bench: build
+	bash bench/run.sh
+
+bench-smoke: build
+	bash bench/run.sh --smoke
+
+# Fuzzing (fuzz/, a crate of its own): each target runs for FUZZ_SECONDS under libFuzzer
+# (cargo-fuzz, installed if missing). cargo-fuzz's sanitizer flags are nightly-only;
+# RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. Prints the executions and
+# crashes per target; a crash's input is saved in fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= record record_fields value count timeout mode name
+
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build
+	@cd fuzz && mkdir -p logs && failed=''; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t; \
+		seeds=''; [ -d seeds/$$t ] && seeds=seeds/$$t; \
+		dict=''; [ -f dicts/$$t.dict ] && dict=-dict=dicts/$$t.dict; \
+		rc=0; RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t $$seeds -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 $$dict >logs/$$t.log 2>&1 || rc=$$?; \
+		runs=$$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' logs/$$t.log); \
+		if [ $$rc = 0 ]; then \
+			echo "fuzz $$t: $${runs:-?} executions in $(FUZZ_SECONDS) s, 0 crashes"; \
+		else \
+			failed="$$failed $$t"; \
+			echo "fuzz $$t: FAILED (exit $$rc) after $${runs:-?} executions; see fuzz/logs/$$t.log"; \
+			grep -m1 -E 'panicked at|ERROR: ' logs/$$t.log || true; \
+			grep -m1 -E 'Test unit written to' logs/$$t.log || true; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed"; exit 1; fi
+
+# Stress (stress/chaos.sh, bats/load.bats): random SIGKILL, SIGTERM, SIGINT and
+# SIGSTOP/SIGCONT against sem_run and wait/post workers for STRESS_SECONDS, then the
+# long load run: 2000 sleeping waiters, and 8 workers x 5000 rounds through one slot
+# (a few minutes). Prints each run's summary. `make test` runs short versions of both.
+STRESS_SECONDS ?= 600
+
+stress: build deps
+	bash stress/chaos.sh $(STRESS_SECONDS)
+	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
+		SEM_LOAD_WAITERS=2000 SEM_LOAD_ROUNDS=5000 SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats --timing bats/load.bats; \
+	else \
+		SEM_LOAD_WAITERS=2000 SEM_LOAD_ROUNDS=5000 bats --timing bats/load.bats; \
+	fi
