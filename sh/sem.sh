@@ -61,22 +61,22 @@ _sem_locate() {
 }
 _sem_locate
 unset -f _sem_locate
-# _sem_found: set _sem_h to the helper _sem_helper found beside this file (none yet).
-_sem_found() { _sem_h=''; }
 
 # _sem_helper: set the caller's local _sem_h to the helper's path. Returns 1 if none.
+# Every call pays for this, so once _sem_lookup has found the helper beside this file it
+# redefines _sem_helper to try that path first (a function, not a variable: sourcing
+# leaks no variables).
 _sem_helper() {
-	local _sem_d='' _sem_d2='' _sem_rest _sem_p _sem_q
 	if [[ -n ${SEMCTL_HELPER:-} ]]; then
 		_sem_h=$SEMCTL_HELPER
 		return 0
 	fi
-	# The helper found beside this file last time, if it is still there: every call pays
-	# for this lookup, and the full one below costs several stats.
-	_sem_found
-	if [[ -n $_sem_h && -x $_sem_h ]]; then
-		return 0
-	fi
+	_sem_lookup
+}
+
+# _sem_lookup: the full search, for _sem_helper.
+_sem_lookup() {
+	local _sem_d='' _sem_d2='' _sem_rest _sem_p _sem_q
 	_sem_libdir
 	# Beside this file (through a symlink: beside the real file, then beside the link),
 	# then in the repository's target/release, then on PATH.
@@ -87,13 +87,22 @@ _sem_helper() {
 		fi
 		if [[ -f $_sem_p && -x $_sem_p ]]; then
 			_sem_h=$_sem_p
-			# Remember it in a function, not a variable: sourcing leaks no variables.
 			builtin printf -v _sem_q '%q' "$_sem_p"
-			eval "_sem_found() { _sem_h=$_sem_q; }"
+			eval "_sem_helper() {
+				if [[ -n \${SEMCTL_HELPER:-} ]]; then
+					_sem_h=\$SEMCTL_HELPER
+					return 0
+				fi
+				_sem_h=$_sem_q
+				if [[ -f \$_sem_h && -x \$_sem_h ]]; then
+					return 0
+				fi
+				_sem_lookup
+			}"
 			return 0
 		fi
 	done
-	_sem_h=
+	_sem_h=''
 	# PATH, searched by hand: no subshell, and no word splitting or globbing that the
 	# caller's IFS or options could change.
 	_sem_rest=${PATH:-}:
@@ -120,14 +129,24 @@ _sem_call() {
 		if ! _sem_helper; then
 			return 1
 		fi
-		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@"; } 2>/dev/null
+		# Only a wait needs to know its caller (SEMCTL_PARENT, see the README); the
+		# temporary environment costs every other call a little.
+		if [[ $1 == wait ]]; then
+			{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@"; } 2>/dev/null
+		else
+			{ command "$_sem_h" "$@"; } 2>/dev/null
+		fi
 		return
 	fi
 	if ! _sem_helper; then
 		builtin printf '%s\n' "sem.sh: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 1
 	fi
-	{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+	if [[ $1 == wait ]]; then
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+	else
+		{ command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+	fi
 	if ((_sem_rc > 128)); then
 		builtin printf 'semctl-helper: killed by signal %d\n' "$((_sem_rc - 128))" >&2
 	fi
