@@ -420,36 +420,49 @@ sem_run() {
 		builtin printf '%s\n' "usage: sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...]" >&2
 		return 125
 	fi
-	if [[ ! $_sem_e =~ ^[0-9]{1,3}$ ]] || ((10#$_sem_e > 255)); then
+	# Patterns, not a regular expression: this runs on every call.
+	case $_sem_e in
+	1) ;;
+	'' | *[!0-9]* | ????*)
 		builtin printf 'sem_run: invalid exit code "%s": expected 0 to 255\n' "$_sem_e" >&2
 		return 125
-	fi
-	_sem_e=$((10#$_sem_e))
+		;;
+	*)
+		if ((10#$_sem_e > 255)); then
+			builtin printf 'sem_run: invalid exit code "%s": expected 0 to 255\n' "$_sem_e" >&2
+			return 125
+		fi
+		_sem_e=$((10#$_sem_e))
+		;;
+	esac
 	if ((_sem_wset)) && [[ -z $_sem_w ]]; then
 		builtin printf '%s\n' 'sem_run: invalid timeout "": expected seconds, such as 5 or 0.5' >&2
 		return 125
 	fi
 	case $2 in
+	*/*) ;; # a path names a program, never a function or builtin
 	return | break | continue)
 		# They would act on sem_run's own code, never letting the count go.
 		builtin printf 'sem_run: %s can'"'"'t be run under sem_run\n' "$2" >&2
 		return 125
 		;;
+	*)
+		if declare -F -- "$2" >/dev/null || _sem_builtin "$2"; then
+			# A plain call, not `|| ...`: that would turn off the caller's set -e inside
+			# the function. The status is sem_run's, and a set -e shell stops here just as
+			# it would on the function's own failure.
+			_sem_run_here "$_sem_w" "$_sem_e" "$@"
+			return
+		fi
+		;;
 	esac
-	if declare -F -- "$2" >/dev/null || _sem_builtin "$2"; then
-		# A plain call, not `|| ...`: that would turn off the caller's set -e inside the
-		# function. The status is sem_run's, and a set -e shell stops here just as it
-		# would on the function's own failure.
-		_sem_run_here "$_sem_w" "$_sem_e" "$@"
-		return
-	fi
 	# A program: the helper takes the count and execs it, so that the count belongs to
 	# the program's own process. The braces keep bash's "Killed" line off stderr.
 	if ! _sem_helper; then
 		builtin printf '%s\n' "sem_run: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 125
 	fi
-	if [[ -n $_sem_w ]]; then
+	if ((_sem_wset)); then
 		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
 	else
 		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
