@@ -123,7 +123,7 @@ _sem_lookup() {
 # a signal ("Terminated"), which would otherwise break the promised silence; the
 # helper's own stderr goes through fd 9 to the caller's stderr where it is wanted.
 _sem_call() {
-	local _sem_quiet=$1 _sem_h='' _sem_rc=0
+	local _sem_quiet=$1 _sem_h='' _sem_rc=0 _sem_fd=''
 	shift
 	if [[ $_sem_quiet == 1 && ${SEM_VERBOSE:-} != 1 ]]; then
 		if ! _sem_helper; then
@@ -142,11 +142,13 @@ _sem_call() {
 		builtin printf '%s\n' "sem.sh: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 1
 	fi
+	_sem_errfd
 	if [[ $1 == wait ]]; then
-		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
 	else
-		{ command "$_sem_h" "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+		{ command "$_sem_h" "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
 	fi
+	exec {_sem_fd}>&-
 	if ((_sem_rc > 128)); then
 		builtin printf 'semctl-helper: killed by signal %d\n' "$((_sem_rc - 128))" >&2
 	fi
@@ -310,13 +312,47 @@ sem_follow() {
 	return 1
 }
 
+# _sem_errfd: set the caller's local _sem_fd to a new descriptor for our stderr (or for
+# /dev/null if stderr is closed), chosen by bash among the free ones, so that no
+# descriptor of the caller's is hidden from the command. The caller closes it.
+_sem_errfd() {
+	if [[ -e /dev/fd/2 ]]; then
+		exec {_sem_fd}>&2
+	else
+		exec {_sem_fd}>/dev/null
+	fi
+}
+
+# _sem_answer FD: read one line from FD into the caller's _sem_ack, or fail at end of
+# file. An explicit -t: a TMOUT in the caller's shell must not cut the wait short.
+_sem_answer() {
+	local _sem_st
+	_sem_ack=''
+	while :; do
+		IFS= read -r -t 2000000000 -u "$1" _sem_ack && return 0
+		_sem_st=$?
+		if ((_sem_st <= 128)); then
+			return 1
+		fi
+	done
+}
+
+# _sem_run_cmd COMMAND...: the command of a function-path sem_run, one function call down,
+# so that a `return` in it (even `builtin return`, `eval return`) returns here, not past
+# the release.
+_sem_run_cmd() {
+	"$@"
+}
+
 # _sem_run_here WAIT CODE NAME COMMAND...: sem_run for a function or builtin, which must
 # run in this shell. A holder process (semctl-helper hold) takes the count with SEM_UNDO
-# and says "ok"; we run COMMAND, then send the holder a byte and read until it has ended,
-# which is when the kernel has taken its count back. If this shell dies first, the
-# holder's parent-death signal ends it, giving the count back just the same.
+# and answers "ok" (or "no STATUS"); we run COMMAND, then send the holder a byte and read
+# until it has ended, which is when the kernel has taken its count back. The holder leaves
+# our process substitution at once (a bare `wait` in COMMAND must not wait for it) and
+# watches this shell through a pidfd: if the shell dies first, it gives the count back
+# just the same.
 _sem_run_here() {
-	local _sem_h='' _sem_p='' _sem_r='' _sem_pid='' _sem_ack='' _sem_rc=0 _sem_early=0
+	local _sem_h='' _sem_p='' _sem_r='' _sem_fd='' _sem_ack='' _sem_rc=0 _sem_early=0
 	local _sem_me=$BASHPID
 	local -a _sem_opt=()
 	if [[ -n $1 ]]; then
@@ -332,37 +368,42 @@ _sem_run_here() {
 		builtin printf '%s\n' "sem_run: cannot make a pipe" >&2
 		return 125
 	fi
+	_sem_errfd
 	# The holder's answer comes back on _sem_r.
-	if ! { exec {_sem_r}< <(SEMCTL_PARENT=$_sem_me exec "$_sem_h" hold "${_sem_opt[@]}" -- "$3" <"/dev/fd/$_sem_p" 2>&9 9>&-); } 9>&2 2>/dev/null; then
-		exec {_sem_p}>&-
+	if ! { exec {_sem_r}< <(SEMCTL_PARENT=$_sem_me exec "$_sem_h" hold "${_sem_opt[@]}" -- "$3" <"/dev/fd/$_sem_p" 2>&"$_sem_fd"); } 2>/dev/null; then
+		exec {_sem_p}>&- {_sem_fd}>&-
 		builtin printf '%s\n' "sem_run: cannot start semctl-helper" >&2
 		return 125
 	fi
-	_sem_pid=$!
-	IFS= read -r -u "$_sem_r" _sem_ack || :
-	if [[ $_sem_ack == ok ]]; then
+	exec {_sem_fd}>&-
+	if _sem_answer "$_sem_r" && [[ $_sem_ack == ok ]]; then
 		shift 3
 		# As a normal call: under the caller's set -e a failure ends the shell here, and
-		# the holder, orphaned, gives the count back.
-		"$@"
+		# the holder, watching the shell, gives the count back.
+		_sem_run_cmd "$@"
 		_sem_rc=$?
 		# Anything readable now is the end of file: the holder ended before we let it go.
 		if read -t 0 -u "$_sem_r"; then
 			_sem_early=1
 		fi
 		builtin printf x >&"$_sem_p"
-		IFS= read -r -u "$_sem_r" _sem_ack || :
+		_sem_answer "$_sem_r" || :
 		if ((_sem_early)); then
 			builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2
 		fi
 	else
-		# No count: a timeout, an error (the holder said why on stderr), a signal, or our
-		# read was interrupted, in which case the byte tells the holder to stop waiting.
+		# No count: "no 1" is a timeout, "no N" an error (the holder said why on stderr) or
+		# a signal (128+N); nothing at all, a holder killed while it waited. The byte stops
+		# a holder still waiting (our read may have been cut short).
 		builtin printf x >&"$_sem_p"
-		wait "$_sem_pid" 2>/dev/null || _sem_rc=$?
-		case $_sem_rc in
-		1) _sem_rc=$2 ;;
-		0 | [2-9] | 1[0-9] | 12[0-5]) _sem_rc=125 ;;
+		case $_sem_ack in
+		'no 1') _sem_rc=$2 ;;
+		no\ 1[3-9][0-9] | no\ 2[0-9][0-9]) _sem_rc=${_sem_ack#no } ;;
+		no\ *) _sem_rc=125 ;;
+		*)
+			builtin printf '%s\n' "sem_run: the holder ended without taking a count" >&2
+			_sem_rc=125
+			;;
 		esac
 	fi
 	exec {_sem_p}>&- {_sem_r}<&-
@@ -384,9 +425,9 @@ _sem_run_here() {
 #   Stdout:  COMMAND's.
 #   Stderr:  COMMAND's, and one line saying why when sem_run itself fails.
 #   Note: for a function or builtin, the holder runs as a process substitution, so $!
-#   changes. return, break and continue are refused (125).
+#   changes. break and continue are refused (125).
 sem_run() {
-	local _sem_w='' _sem_wset=0 _sem_e=1 _sem_h='' _sem_rc=0
+	local _sem_w='' _sem_wset=0 _sem_e=1 _sem_h='' _sem_rc=0 _sem_fd=''
 	while (($#)); do
 		case $1 in
 		--)
@@ -441,8 +482,8 @@ sem_run() {
 	fi
 	case $2 in
 	*/*) ;; # a path names a program, never a function or builtin
-	return | break | continue)
-		# They would act on sem_run's own code, never letting the count go.
+	break | continue)
+		# They would act on sem_run's own loops and calls, not the caller's.
 		builtin printf 'sem_run: %s can'"'"'t be run under sem_run\n' "$2" >&2
 		return 125
 		;;
@@ -462,11 +503,13 @@ sem_run() {
 		builtin printf '%s\n' "sem_run: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 125
 	fi
+	_sem_errfd
 	if ((_sem_wset)); then
-		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
 	else
-		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&9 9>&-; } 9>&2 2>/dev/null || _sem_rc=$?
+		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
 	fi
+	exec {_sem_fd}>&-
 	return "$_sem_rc"
 }
 

@@ -1,25 +1,50 @@
-//! What a front end does to its own process around holding a count with `SEM_UNDO`: tie
-//! its life to its parent's, drop descriptors it inherited, and undo both before exec.
+//! What a front end does to its own process around holding a count with `SEM_UNDO`: watch
+//! its caller's life, drop descriptors it inherited, and clean up before exec.
+
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
-/// End this process at once, with status 125, when its parent exits (by any means,
-/// SIGKILL included): a holder whose shell is gone must give its count back. Like
-/// [`crate::signals::die_with_parent`], it acts only once we were really reparented.
+/// Leave our caller's process tree while staying tied to its life: returns, in a child of
+/// ours, a descriptor that polls readable once `parent` has ended; our own process exits
+/// at once (status 0) so that the caller, a shell that started us as a process
+/// substitution, doesn't wait for us (bash's bare `wait` waits for those). A pidfd
+/// refers to the process itself, so a reused pid can't fool it.
+///
+/// Call it while single-threaded.
 ///
 /// # Errors
-/// [`ErrorKind::Interrupted`] when the parent is already gone (or is not `parent`).
-pub fn exit_with_parent(parent: nix::unistd::Pid) -> Result<()> {
-    sys::exit_with_parent(sys::first_realtime_signal(), parent.as_raw())
-        .map_err(|e| Error::sys(ErrorKind::Other, "cannot tie our life to our parent's", e))?;
+/// [`ErrorKind::Interrupted`] when `parent` is already gone or is not our parent;
+/// [`ErrorKind::Other`] when pidfd_open(2) (Linux 5.3) or fork(2) fails.
+pub fn detach_watching(parent: nix::unistd::Pid) -> Result<OwnedFd> {
+    let gone = || Error::new(ErrorKind::Interrupted, "the calling process is gone");
+    let pidfd = match sys::pidfd_open(parent.as_raw()) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ESRCH) => return Err(gone()),
+        Err(e) => {
+            return Err(Error::sys(
+                ErrorKind::Other,
+                "cannot watch the calling process (pidfd_open needs Linux 5.3)",
+                e,
+            ))
+        }
+    };
+    // The pidfd may name a process that was already a stranger when we opened it.
     if nix::unistd::getppid() != parent {
-        return Err(Error::new(
-            ErrorKind::Interrupted,
-            "the calling process is gone",
-        ));
+        return Err(gone());
     }
-    Ok(())
+    match sys::fork().map_err(|e| Error::sys(ErrorKind::Other, "cannot fork", e))? {
+        sys::Forked::Parent => sys::exit_now(0),
+        sys::Forked::Child => Ok(pidfd),
+    }
+}
+
+/// Sleep until `input` is readable or hangs up, or the process behind `pidfd` has ended.
+pub fn wait_for_input_or_exit(input: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) {
+    while let Err(nix::errno::Errno::EINTR) =
+        sys::wait_readable(input.as_raw_fd(), pidfd.as_raw_fd())
+    {}
 }
 
 /// Stop watching the parent, before exec: the setting would otherwise pass to the program,

@@ -54,6 +54,22 @@ pub fn abort_waits_on_stop_signals() -> Result<()> {
     Ok(())
 }
 
+/// Before an exec: give the stop signals we catch their default action back, then set the
+/// signal mask to `mask` (what the process started with). A stop signal still pending is
+/// then delivered with its default action and ends this process, before the program ever
+/// runs; the program starts with the signal state its caller gave us.
+///
+/// # Errors
+/// [`ErrorKind::Other`] if a disposition or the mask can't be changed.
+pub fn restore_for_exec(mask: &SigSet) -> Result<()> {
+    for s in STOP_SIGNALS {
+        sys::uncatch(s as libc::c_int)
+            .map_err(|e| Error::sys(ErrorKind::Other, "cannot reset a signal", e))?;
+    }
+    mask.thread_set_mask()
+        .map_err(|e| Error::sys(ErrorKind::Other, "cannot restore the signal mask", e))
+}
+
 /// The stop signal that ended a wait, if any.
 pub fn caught() -> Option<i32> {
     sys::stop_signal()

@@ -295,37 +295,6 @@ pub fn catch_parent_death(sig: libc::c_int, parent: libc::pid_t) -> Result<(), E
     Errno::result(r).map(drop)
 }
 
-/// The handler of [`exit_with_parent`]: `_exit(EXIT_CODE)` once reparented.
-extern "C" fn on_parent_exit(_sig: libc::c_int) {
-    if nix::unistd::getppid().as_raw() != PARENT.load(Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe and ends the process at once; the kernel then
-        // applies our SEM_UNDO adjustments, giving back any count we hold.
-        unsafe { libc::_exit(PARENT_EXIT_CODE) };
-    }
-}
-
-/// The status [`on_parent_exit`] exits with.
-const PARENT_EXIT_CODE: libc::c_int = 125;
-
-/// Have the kernel send `sig` when our parent exits, and end this process at once
-/// (`_exit(125)`) when it arrives and `parent` is no longer our parent.
-///
-/// # Errors
-/// `EINVAL` for an invalid signal; see prctl(2) and sigaction(2).
-pub fn exit_with_parent(sig: libc::c_int, parent: libc::pid_t) -> Result<(), Errno> {
-    PARENT.store(parent, Ordering::SeqCst);
-    // SAFETY: zeroed is a valid sigaction (empty mask, no flags); we then set the fields.
-    let mut act: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
-    act.sa_sigaction = on_parent_exit as *const () as libc::sighandler_t;
-    act.sa_flags = libc::SA_RESTART;
-    // SAFETY: `act` is fully initialised and the handler only does async-signal-safe work.
-    let r = unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) };
-    Errno::result(r)?;
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
-    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
-    Errno::result(r).map(drop)
-}
-
 /// `prctl(PR_SET_PDEATHSIG, 0)`: no signal when our parent exits. The setting survives
 /// execve(2), so a program we exec would otherwise inherit it.
 ///
@@ -379,9 +348,98 @@ pub fn local_time(secs: i64) -> Result<libc::tm, Errno> {
     Ok(unsafe { tm.assume_init() })
 }
 
+/// `pidfd_open(pid, 0)`: a descriptor that refers to process `pid` itself, immune to pid
+/// reuse, and that polls readable once the process has ended.
+///
+/// # Errors
+/// `ESRCH` when no such process exists, `ENOSYS` before Linux 5.3; see pidfd_open(2).
+pub fn pidfd_open(pid: libc::pid_t) -> Result<std::os::fd::OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes plain integers; libc has no wrapper, hence the raw syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(fd)? as libc::c_int;
+    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// `poll({a, POLLIN}, {b, POLLIN}, -1)`: sleep until either descriptor is readable or hangs
+/// up (a pipe's end of file, a pidfd's process ending).
+///
+/// # Errors
+/// `EINTR` when a handled signal arrives; see poll(2).
+pub fn wait_readable(a: libc::c_int, b: libc::c_int) -> Result<(), Errno> {
+    let mut fds = [
+        libc::pollfd {
+            fd: a,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: `fds` is a valid array of two pollfd for the whole call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    Errno::result(r).map(drop)
+}
+
+/// Whether `fork` returned in the parent or the child.
+pub enum Forked {
+    /// In the parent.
+    Parent,
+    /// In the child.
+    Child,
+}
+
+/// `fork()`, allowed only while this process has a single thread: in the child only the
+/// calling thread exists, and a lock held by another thread would stay locked for ever.
+///
+/// # Errors
+/// `EBUSY` when the process has other threads (counted in /proc/self/task); `EAGAIN`,
+/// `ENOMEM`; see fork(2).
+pub fn fork() -> Result<Forked, Errno> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .map_err(|_| Errno::EBUSY)?;
+    if threads != 1 {
+        return Err(Errno::EBUSY);
+    }
+    // SAFETY: we just checked that this process has one thread, the caller.
+    let pid = unsafe { libc::fork() };
+    match Errno::result(pid)? {
+        0 => Ok(Forked::Child),
+        _ => Ok(Forked::Parent),
+    }
+}
+
+/// `_exit(code)`: end the process at once, running no exit handlers and flushing nothing
+/// (for the parent side of a fork whose buffers belong to the child).
+pub fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: _exit takes an integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
 /// The first real-time signal free for applications (glibc reserves the lowest ones).
 pub fn first_realtime_signal() -> libc::c_int {
     libc::SIGRTMIN()
+}
+
+/// Give `sig` its default action again unless it is ignored now (`sigaction`).
+///
+/// # Errors
+/// `EINVAL` for an invalid signal; see sigaction(2).
+pub fn uncatch(sig: libc::c_int) -> Result<(), Errno> {
+    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, which is valid
+    // writable memory.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    Errno::result(r)?;
+    // SAFETY: sigaction filled `old` on success.
+    if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
+        return Ok(());
+    }
+    reset_to_default(sig)
 }
 
 /// `signal(sig, SIG_DFL)`: restore the default action, before re-raising a caught signal.

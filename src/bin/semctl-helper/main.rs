@@ -23,10 +23,13 @@ fn main() -> std::process::ExitCode {
                 .find_map(|c| c.downcast_ref::<sem::Error>())
                 .map_or(ExitCode::Failure, |s| ExitCode::from(s.kind()));
             eprintln!("semctl-helper: {e:#}");
-            // `run` is a command wrapper: its own failures are 125, as for env(1) and
-            // timeout(1), so that they can't be mistaken for the program's status.
-            if std::env::args_os().nth(1).is_some_and(|a| a == "run") {
-                return std::process::ExitCode::from(slot::RUN_FAILED);
+            match std::env::args_os().nth(1) {
+                // `run` is a command wrapper: its own failures are 125, as for env(1) and
+                // timeout(1), so that they can't be mistaken for the program's status.
+                Some(a) if a == "run" => return std::process::ExitCode::from(slot::RUN_FAILED),
+                // `hold` always answers on stdout, even when its arguments were wrong.
+                Some(a) if a == "hold" => slot::answer_no(code as u8),
+                _ => {}
             }
             code.into()
         }

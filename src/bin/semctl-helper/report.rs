@@ -70,6 +70,20 @@ fn json(e: &Entry) -> String {
     }
 }
 
+/// `s` with control characters (a newline in a file name) escaped, for a one-line table.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
 /// "root (uid 0)", or "uid 1234" when the password database has no such user.
 fn user(uid: u32) -> String {
     match nix::unistd::User::from_uid(uid.into()) {
@@ -184,7 +198,7 @@ pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
                     State::Stale(_) => ("-".into(), "-".into(), "stale"),
                     State::NoAccess => ("-".into(), "-".into(), "no-access"),
                 };
-                [e.name.path().display().to_string(), v, w, st.into()]
+                [printable(&e.name.path().to_string_lossy()), v, w, st.into()]
             })
             .collect();
         let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(4);

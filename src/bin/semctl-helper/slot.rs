@@ -7,7 +7,8 @@
 //! function, and lets it go when its caller says so or dies.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ pub fn run(
         Some(c) => sem::parse::exit_status(&utf8(c, "exit code")?)?,
         None => 1,
     };
+    // The program must start with the signal mask our caller gave us.
+    let start_mask = SigSet::thread_get_mask()?;
     let (program, args) = command.split_first().expect("clap requires PROGRAM");
     let path = match find_program(program) {
         Ok(p) => p,
@@ -103,7 +106,8 @@ pub fn run(
     }
     // The program must outlive a killed caller, keeping its count until it ends.
     sem::process::forget_parent()?;
-    // exec resets the signal mask and SIGPIPE to their defaults for the program.
+    signals::restore_for_exec(&start_mask)?;
+    // exec also gives SIGPIPE, which Rust ignores, its default action back.
     let err = std::process::Command::new(&path)
         .arg0(program)
         .args(args)
@@ -120,23 +124,18 @@ pub fn run(
 /// Whether `hold` has its count: a release that comes before it is a cancel (exit 1).
 static HELD: AtomicBool = AtomicBool::new(false);
 
-/// Read standard input until a byte or end of file arrives, on a thread of its own; then
-/// end the process, which gives back the count if it was taken: status 0 if it was, 1
-/// (nothing taken) if the release came first. All signals are blocked
-/// on that thread, so they reach the main thread, whose wait they must interrupt.
-fn release_on_input() -> anyhow::Result<()> {
+/// On a thread of its own, sleep until a byte or end of file arrives on standard input, or
+/// the caller has ended (`pidfd`); then end the process, which gives back the count if it
+/// was taken: status 0 if it was, 1 (nothing taken) if that came first. All signals are
+/// blocked on that thread, so they reach the main thread, whose wait they must interrupt.
+fn release_on_input_or_exit(pidfd: OwnedFd) -> anyhow::Result<()> {
     let mut old = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
     let spawned = std::thread::Builder::new()
         .name("release".into())
-        .spawn(|| {
-            let mut byte = [0u8; 1];
-            let mut stdin = std::io::stdin().lock();
-            while let Err(e) = stdin.read(&mut byte) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    break;
-                }
-            }
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            sem::process::wait_for_input_or_exit(stdin.as_fd(), pidfd.as_fd());
             std::process::exit(if HELD.load(Ordering::SeqCst) { 0 } else { 1 });
         });
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
@@ -144,25 +143,57 @@ fn release_on_input() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `hold NAME [-w S]`: take a count, say "ok", and keep it until told or orphaned.
+/// Tell the caller that no count was taken, and with which status we end: `no CODE`.
+pub fn answer_no(code: u8) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "no {code}").and_then(|()| out.flush());
+}
+
+/// `hold NAME [-w S]`: take a count, answer `ok`, and keep the count until told or until
+/// the caller ends. Without a count it answers `no CODE` and exits with CODE.
 pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
+    match take_and_hold(name, timeout) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let code = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<sem::Error>())
+                .map_or(ExitCode::Failure, |s| ExitCode::from(s.kind()));
+            eprintln!("semctl-helper: hold: {e:#}");
+            answer_no(code as u8);
+            Ok(code)
+        }
+    }
+}
+
+fn take_and_hold(name: OsString, timeout: Timeout) -> anyhow::Result<std::convert::Infallible> {
     let name = Name::resolve(&name)?;
     // What the caller had open (a lock file, the other ends of its pipes) must not live
     // as long as we do.
     sem::process::close_inherited_descriptors()?;
-    // A holder whose caller is gone gives the count back at once.
-    sem::process::exit_with_parent(signals::expected_parent())?;
+    // Leave the caller's process substitution (so that a bare `wait` in the calling shell
+    // doesn't wait for us) while watching the caller's life through a pidfd.
+    let pidfd = match sem::process::detach_watching(signals::expected_parent()) {
+        Ok(fd) => fd,
+        // Nobody is left to answer.
+        Err(e) if e.kind() == ErrorKind::Interrupted => std::process::exit(RUN_FAILED.into()),
+        Err(e) => return Err(e.into()),
+    };
     signals::abort_waits_on_stop_signals()?;
-    release_on_input()?;
+    release_on_input_or_exit(pidfd)?;
     let sem = Semaphore::open(&name)?;
     match sem.hold(timeout) {
         Ok(()) => {}
         // No count in time is an answer, not an error: silent, as for run and flock.
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-            return Ok(ExitCode::WouldBlock)
+            answer_no(ExitCode::WouldBlock as u8);
+            std::process::exit(ExitCode::WouldBlock as i32);
         }
         Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
-            Some(sig) => signals::die_of(sig),
+            Some(sig) => {
+                answer_no(u8::try_from(128 + sig).unwrap_or(255));
+                signals::die_of(sig)
+            }
             None => return Err(e.into()),
         },
         Err(e) => return Err(e.into()),
@@ -176,6 +207,7 @@ pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
         // Nobody reads our answer: the caller is gone.
         std::process::exit(RUN_FAILED.into());
     }
+    drop(out);
     loop {
         std::thread::park();
     }
