@@ -199,7 +199,7 @@ reap() {
 # scan: list the live processes of this run in P_PID, P_KIND (worker, helper-CMD, command,
 # other) and P_WORKER. Reads /proc with builtins only: no forks.
 scan() {
-	local d pid stat comm state ppid env_ args e worker tagged rest
+	local d pid stat comm state ppid env_ args e worker tagged caller rest
 	P_PID=() P_KIND=() P_WORKER=()
 	for d in /proc/[0-9]*; do
 		pid=${d#/proc/}
@@ -214,11 +214,12 @@ scan() {
 		[[ $state == Z ]] && continue
 		case $comm in bash | sleep | semctl-helper | env) ;; *) continue ;; esac
 		{ mapfile -d '' -t env_ <"$d/environ"; } 2>/dev/null || continue
-		tagged=0 worker=''
+		tagged=0 worker='' caller=''
 		for e in "${env_[@]}"; do
 			case $e in
 			"CHAOS_TAG=$TAG") tagged=1 ;;
 			CHAOS_WORKER=*) worker=${e#CHAOS_WORKER=} ;;
+			SEMCTL_PARENT=*) caller=${e#SEMCTL_PARENT=} ;;
 			esac
 		done
 		((tagged)) || continue
@@ -229,8 +230,10 @@ scan() {
 		elif [[ $comm == semctl-helper ]]; then
 			{ mapfile -d '' -t args <"$d/cmdline"; } 2>/dev/null
 			P_KIND+=("helper-${args[1]:-unknown}")
-			# A helper still waiting whose shell is gone (it is not our worker's child).
-			if [[ ${args[1]:-} == @(wait|run|hold) && $ppid != "${WPID[$worker]:-}" ]]; then
+			# A helper still waiting whose shell is gone. Its shell is the process named
+			# in SEMCTL_PARENT (a holder leaves its shell's process tree on purpose and
+			# watches it through a pidfd), or else its parent.
+			if [[ ${args[1]:-} == @(wait|run|hold) && ${caller:-$ppid} != "${WPID[$worker]:-}" ]]; then
 				orphan_seen "$pid" "${args[1]}"
 			fi
 		elif [[ $comm == sleep ]]; then
