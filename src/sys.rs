@@ -182,6 +182,20 @@ pub fn stop_signal() -> Option<libc::c_int> {
     }
 }
 
+/// Whether `sig` is ignored now (`sigaction` with no new action).
+///
+/// # Errors
+/// `EINVAL` for an invalid signal; see sigaction(2).
+fn is_ignored(sig: libc::c_int) -> Result<bool, Errno> {
+    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, which is valid
+    // writable memory.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    Errno::result(r)?;
+    // SAFETY: sigaction filled `old` on success.
+    Ok(unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN)
+}
+
 /// Install the stop handler for `sig` (with `SA_RESTART`, so that only calls that are
 /// never restarted, like `semtimedop`, see `EINTR`), unless `sig` is ignored now: a
 /// background job of a non-interactive shell inherits SIGINT ignored, and must keep it so.
@@ -189,13 +203,7 @@ pub fn stop_signal() -> Option<libc::c_int> {
 /// # Errors
 /// `EINVAL` for a signal that cannot be caught; see sigaction(2).
 pub fn catch_stop_signal(sig: libc::c_int) -> Result<(), Errno> {
-    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
-    // SAFETY: a null new action only reads the current one into `old`, which is valid
-    // writable memory.
-    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
-    Errno::result(r)?;
-    // SAFETY: sigaction filled `old` on success.
-    if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
+    if is_ignored(sig)? {
         return Ok(());
     }
     // SAFETY: zeroed is a valid sigaction (empty mask, no flags); we then set the fields.
@@ -430,13 +438,7 @@ pub fn first_realtime_signal() -> libc::c_int {
 /// # Errors
 /// `EINVAL` for an invalid signal; see sigaction(2).
 pub fn uncatch(sig: libc::c_int) -> Result<(), Errno> {
-    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
-    // SAFETY: a null new action only reads the current one into `old`, which is valid
-    // writable memory.
-    let r = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
-    Errno::result(r)?;
-    // SAFETY: sigaction filled `old` on success.
-    if unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
+    if is_ignored(sig)? {
         return Ok(());
     }
     reset_to_default(sig)

@@ -54,6 +54,16 @@ impl From<ErrorKind> for ExitCode {
     }
 }
 
+impl ExitCode {
+    /// The code for an error: that of the first library error in its chain, else
+    /// [`ExitCode::Failure`].
+    pub fn of(e: &anyhow::Error) -> ExitCode {
+        e.chain()
+            .find_map(|c| c.downcast_ref::<sem::Error>())
+            .map_or(ExitCode::Failure, |s| ExitCode::from(s.kind()))
+    }
+}
+
 impl From<ExitCode> for std::process::ExitCode {
     fn from(code: ExitCode) -> std::process::ExitCode {
         std::process::ExitCode::from(code as u8)

@@ -18,10 +18,7 @@ fn main() -> std::process::ExitCode {
     match run() {
         Ok(code) => code.into(),
         Err(e) => {
-            let code = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<sem::Error>())
-                .map_or(ExitCode::Failure, |s| ExitCode::from(s.kind()));
+            let code = ExitCode::of(&e);
             eprintln!("semctl-helper: {e:#}");
             match std::env::args_os().nth(1) {
                 // `run` is a command wrapper: its own failures are 125, as for env(1) and

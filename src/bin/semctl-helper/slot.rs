@@ -155,10 +155,7 @@ pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
     match take_and_hold(name, timeout) {
         Ok(never) => match never {},
         Err(e) => {
-            let code = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<sem::Error>())
-                .map_or(ExitCode::Failure, |s| ExitCode::from(s.kind()));
+            let code = ExitCode::of(&e);
             eprintln!("semctl-helper: hold: {e:#}");
             answer_no(code as u8);
             Ok(code)
