@@ -313,6 +313,23 @@ wake_sem_direct() {
 	echo "$((tw - poster_t))" >>"$res/wake.sem.direct"
 }
 
+# The raw helper as the waiter: the like-for-like match of a blocked `flock -x`, without
+# sem.sh's function layer on the waiter's side.
+wake_helper_direct() {
+	local wpid tw
+	rm -f "$stamp"
+	(
+		"$H" wait "$wname"
+		printf '%s\n' "${EPOCHREALTIME/./}" >"$stamp"
+	) &
+	wpid=$!
+	wait_ncount "$wid" 1 10 || die "the helper waiter never blocked"
+	poster post "$wid"
+	wait "$wpid" || die "the helper waiter failed"
+	read -r tw <"$stamp"
+	echo "$((tw - poster_t))" >>"$res/wake.helper.direct"
+}
+
 wake_flock_direct() {
 	local wpid tw
 	rm -f "$stamp"
@@ -369,7 +386,7 @@ wake_kinds=(sem flock)
 if ((have_python)); then
 	coproc POSTER { exec python3 "$here/poster.py" "$lock"; }
 	bg_pids+=("$POSTER_PID")
-	wake_kinds+=(sem_direct flock_direct)
+	wake_kinds+=(sem_direct helper_direct flock_direct)
 fi
 say "2/5 wake-up latency: ${wake_kinds[*]} x $wake_samples$( ((par_samples)) && echo ", parallel x $par_samples")"
 for ((s = 0; s < wake_samples; s++)); do
@@ -651,6 +668,7 @@ read -r wfe_m _ _ wfe_p _ < <(stats "$res/wake.flock.exit")
 read -r wp_m _ _ wp_p _ < <(stats "$res/wake.parallel.spawn")
 read -r wd_m _ _ wd_p _ < <(stats "$res/wake.sem.direct")
 read -r wfd_m _ _ wfd_p _ < <(stats "$res/wake.flock.direct")
+read -r whd_m _ _ whd_p _ < <(stats "$res/wake.helper.direct")
 med_flock1=$(median "$res/call.flock1")
 med_run=$(median "$res/call.run")
 big=${scale_ns[-1]}
@@ -733,6 +751,7 @@ Three clocks:
 | hand-off | post spawned: from start, median ms | p99 | from return, median ms | p99 | resident poster: median ms | p99 |
 |---|---|---|---|---|---|---|
 | sem: post → \`sem_wait\` returns | $(fmt 2 "$(ms "$ws_m")") | $(fmt 2 "$(ms "$ws_p")") | $(fmt 2 "$(ms "$we_m")") | $(fmt 2 "$(ms "$we_p")") | $(fmt 2 "$(ms "$wd_m")") | $(fmt 2 "$(ms "$wd_p")") |
+| sem, raw helper: post → \`semctl-helper wait X\` returns | - | - | - | - | $(fmt 2 "$(ms "$whd_m")") | $(fmt 2 "$(ms "$whd_p")") |
 | flock: unlock → blocked \`flock -x\` returns | $(fmt 2 "$(ms "$wf_m")") | $(fmt 2 "$(ms "$wf_p")") | $(fmt 2 "$(ms "$wfe_m")") | $(fmt 2 "$(ms "$wfe_p")") | $(fmt 2 "$(ms "$wfd_m")") | $(fmt 2 "$(ms "$wfd_p")") |
 | GNU parallel: holder's command ends → waiter's command starts | - | - | - | - | $(fmt 1 "$(ms "$wp_m")") | $(fmt 1 "$(ms "$wp_p")") |
 
@@ -816,7 +835,7 @@ EOF
 | near-zero CPU while $big wait | at most $(fmt 1 "$cpu_big") ms of CPU per second, all $big together | $(met "$cpu_big <= 10") |
 | fastest of the tools, like for like: the pair | \`sem_post\`+\`sem_wait\` $(fmt 2 "$(ms "$med_lib")") ms vs \`flock -x\`+\`flock -u\` $(fmt 2 "$(ms "$med_flock2")") ms | $(met "$med_lib <= $med_flock2") |
 | fastest, like for like: hold while a command runs | $(if ((has_run)); then echo "\`sem_run X true\` $(fmt 2 "$(ms "$med_run")") ms vs \`flock FILE true\` $(fmt 2 "$(ms "$med_flock1")") ms vs GNU parallel $(fmt 1 "$(ms "$(median "$res/call.parallel")")") ms | $(met "$med_run <= $med_flock1")"; else echo "no \`sem_run\` in this build | -"; fi) |
-| fastest, like for like: wake-up | resident poster: sem $(fmt 2 "$(ms "$wd_m")") ms vs flock $(fmt 2 "$(ms "$wfd_m")") ms vs GNU parallel $(fmt 1 "$(ms "$wp_m")") ms; spawned post: sem $(fmt 2 "$(ms "$ws_m")") vs flock $(fmt 2 "$(ms "$wf_m")") ms | $(met "$wd_m <= $wfd_m && $wd_m <= $wp_m") (resident), $(met "$ws_m <= $wf_m") (spawned) |
+| fastest, like for like: wake-up | resident poster: sem.sh $(fmt 2 "$(ms "$wd_m")") ms, raw helper $(fmt 2 "$(ms "$whd_m")") ms vs flock $(fmt 2 "$(ms "$wfd_m")") ms vs GNU parallel $(fmt 1 "$(ms "$wp_m")") ms; spawned post: sem $(fmt 2 "$(ms "$ws_m")") vs flock $(fmt 2 "$(ms "$wf_m")") ms | $(met "$wd_m <= $wfd_m && $wd_m <= $wp_m") (sem.sh, resident), $(met "$whd_m <= $wfd_m") (raw helper, resident), $(met "$ws_m <= $wf_m") (spawned) |
 EOF
 } >"$out"
 
