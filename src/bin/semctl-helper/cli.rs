@@ -183,7 +183,7 @@ pub fn command() -> Command {
             Command::new("hold")
                 .about(
                     "Take one count of NAME (SEM_UNDO), print \"ok\", and keep it until a byte \
-                     or end of file arrives on stdin or the parent process exits (used by \
+                     or end of file arrives on stdin or its caller ends; without a count, print \"no STATUS\" (used by \
                      sem_run for shell functions)",
                 )
                 .arg(wait_option())
