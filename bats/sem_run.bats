@@ -285,19 +285,27 @@ ran() {
 	assert_equal "$(val "$D/s")" 1
 }
 
-@test "-w 0 tries once: CODE (default 1) at once, COMMAND not run, count left alone" {
-	sem_init "$D/z" 0
-	local t0 t1 cmd
+# assert_no_count_in_time CODE MIN MAX ARGS...: on both paths (the function `ran` and the
+# program `touch $D/ran`), `sem_run ARGS COMMAND` returns CODE after MIN to MAX seconds
+# with nothing on stdout, and COMMAND does not run.
+assert_no_count_in_time() {
+	local code=$1 lo=$2 hi=$3 t0 t1 cmd
+	shift 3
 	for cmd in ran "touch $D/ran"; do
 		t0=$(now)
 		# shellcheck disable=SC2086 # split "touch FILE" on purpose
-		run --separate-stderr sem_run -w 0 "$D/z" $cmd
+		run --separate-stderr sem_run "$@" $cmd
 		t1=$(now)
-		assert_failure 1
+		assert_failure "$code"
 		assert_equal "$output" ""
-		assert_elapsed "$t0" "$t1" 0 1
+		assert_elapsed "$t0" "$t1" "$lo" "$hi"
 		assert [ ! -e "$D/ran" ]
 	done
+}
+
+@test "-w 0 tries once: CODE (default 1) at once, COMMAND not run, count left alone" {
+	sem_init "$D/z" 0
+	assert_no_count_in_time 1 0 1 -w 0 "$D/z"
 	assert_equal "$(val "$D/z")" 0
 	assert_equal "$(waiters "$D/z")" 0
 	# With a count there, -w 0 takes it.
@@ -313,17 +321,7 @@ ran() {
 
 @test "-w 0.5 times out after about 0.5 s on both paths, returning CODE, COMMAND not run" {
 	sem_init "$D/z" 0
-	local t0 t1 cmd
-	for cmd in ran "touch $D/ran"; do
-		t0=$(now)
-		# shellcheck disable=SC2086 # split "touch FILE" on purpose
-		run --separate-stderr sem_run -w 0.5 -E 9 "$D/z" $cmd
-		t1=$(now)
-		assert_failure 9
-		assert_equal "$output" ""
-		assert_elapsed "$t0" "$t1" 0.4 2
-		assert [ ! -e "$D/ran" ]
-	done
+	assert_no_count_in_time 9 0.4 2 -w 0.5 -E 9 "$D/z"
 	assert_equal "$(val "$D/z")" 0
 	assert_equal "$(waiters "$D/z")" 0
 }
