@@ -40,11 +40,128 @@ pub fn detach_watching(parent: nix::unistd::Pid) -> Result<OwnedFd> {
     }
 }
 
-/// Sleep until `input` is readable or hangs up, or the process behind `pidfd` has ended.
-pub fn wait_for_input_or_exit(input: BorrowedFd<'_>, pidfd: BorrowedFd<'_>) {
-    while let Err(nix::errno::Errno::EINTR) =
-        sys::wait_readable(input.as_raw_fd(), pidfd.as_raw_fd())
-    {}
+/// What ended a [`watch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The input is readable: a byte arrived, or every writer of the pipe has gone.
+    Input,
+    /// The watched process has ended.
+    Ended,
+    /// Nobody reads the output any more (a pipe whose reader has gone).
+    ReaderGone,
+}
+
+/// Sleep until the first of: `input` readable or at its end; the process behind the pidfd
+/// `ended` has ended; `output`'s reader gone. A `None` is not watched; a signal that
+/// interrupts the sleep is ignored.
+pub fn watch(
+    input: Option<BorrowedFd<'_>>,
+    ended: Option<BorrowedFd<'_>>,
+    output: Option<BorrowedFd<'_>>,
+) -> Event {
+    let entry = |fd: Option<BorrowedFd<'_>>, events: libc::c_short| libc::pollfd {
+        fd: fd.map_or(-1, |f| f.as_raw_fd()),
+        events,
+        revents: 0,
+    };
+    let mut fds = [
+        entry(input, libc::POLLIN),
+        entry(ended, libc::POLLIN),
+        entry(output, 0),
+    ];
+    loop {
+        match sys::poll(&mut fds, None) {
+            Ok(_) if fds[0].revents != 0 => return Event::Input,
+            Ok(_) if fds[1].revents != 0 => return Event::Ended,
+            Ok(_) if fds[2].revents != 0 => return Event::ReaderGone,
+            // Only interruptions and spurious wake-ups are left; neither ends the watch.
+            _ => continue,
+        }
+    }
+}
+
+/// Whether our standard output's reader has gone (a pipe whose read end was closed),
+/// checked without blocking.
+pub fn stdout_reader_gone() -> bool {
+    let mut fds = [libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    }];
+    matches!(sys::poll(&mut fds, Some(std::time::Duration::ZERO)), Ok(1))
+        && fds[0].revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// A process of ours to act on, by pidfd, so that a pid reused meanwhile can't be hit.
+pub struct Process {
+    pidfd: OwnedFd,
+}
+
+impl Process {
+    /// Refer to process `pid` from now on. Check what it is (its /proc entries) only
+    /// after this, then [`Process::alive`]: a process alive at both ends was the one
+    /// read in between, since a pid is not reused while its process lives.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when no such process exists; [`ErrorKind::Other`] when
+    /// pidfd_open(2) fails otherwise (it needs Linux 5.3).
+    pub fn open(pid: libc::pid_t) -> Result<Process> {
+        match sys::pidfd_open(pid) {
+            Ok(pidfd) => Ok(Process { pidfd }),
+            Err(nix::errno::Errno::ESRCH) => {
+                Err(Error::new(ErrorKind::NotFound, "no such process"))
+            }
+            Err(e) => Err(Error::sys(
+                ErrorKind::Other,
+                "cannot refer to the process",
+                e,
+            )),
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&self) -> bool {
+        sys::pidfd_send_signal(self.pidfd.as_raw_fd(), 0).is_ok()
+    }
+
+    /// Kill it (SIGKILL) and wait until it has ended, at most `patience`: its System V
+    /// undo adjustments are applied as it exits, before its end is reported.
+    ///
+    /// # Errors
+    /// [`ErrorKind::PermissionDenied`] when we may not signal it; [`ErrorKind::TimedOut`]
+    /// when it has not ended in time.
+    pub fn kill_and_wait(&self, patience: std::time::Duration) -> Result<()> {
+        match sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => {
+                return Err(Error::sys(
+                    crate::error::kind_of(e),
+                    "cannot end the process",
+                    e,
+                ))
+            }
+        }
+        let mut fds = [libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match sys::poll(&mut fds, Some(left)) {
+                Ok(1) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ if left.is_zero() => {
+                    return Err(Error::new(
+                        ErrorKind::TimedOut,
+                        "the process did not end in time",
+                    ))
+                }
+                _ => continue,
+            }
+        }
+    }
 }
 
 /// Stop watching the parent, before exec: the setting would otherwise pass to the program,

@@ -369,27 +369,39 @@ pub fn pidfd_open(pid: libc::pid_t) -> Result<std::os::fd::OwnedFd, Errno> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// `poll({a, POLLIN}, {b, POLLIN}, -1)`: sleep until either descriptor is readable or hangs
-/// up (a pipe's end of file, a pidfd's process ending).
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signal the process behind `pidfd`, which
+/// can't be a later process that reused its pid. Signal 0 only checks that it still runs.
+///
+/// # Errors
+/// `ESRCH` when the process has ended, `EPERM`, `ENOSYS` before Linux 5.1; see
+/// pidfd_send_signal(2).
+pub fn pidfd_send_signal(pidfd: libc::c_int, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: a null siginfo pointer is allowed and the call touches no memory of ours;
+    // libc has no wrapper, hence the raw syscall.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `poll(fds, timeout)`: sleep until an event on one of `fds` (a negative descriptor is
+/// skipped), or for `timeout` (`None`: for ever). Returns how many have events; each
+/// entry's `revents` says which (POLLHUP and POLLERR come even when not asked for: a pipe
+/// whose other side has gone, a pidfd whose process ended).
 ///
 /// # Errors
 /// `EINTR` when a handled signal arrives; see poll(2).
-pub fn wait_readable(a: libc::c_int, b: libc::c_int) -> Result<(), Errno> {
-    let mut fds = [
-        libc::pollfd {
-            fd: a,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: b,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: `fds` is a valid array of two pollfd for the whole call.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-    Errno::result(r).map(drop)
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> Result<usize, Errno> {
+    let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
+    // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd for the whole call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    Errno::result(r).map(|n| n as usize)
 }
 
 /// Whether `fork` returned in the parent or the child.

@@ -39,11 +39,14 @@ pub enum Invocation {
         code: Option<OsString>,
         command: Vec<OsString>,
     },
-    /// `hold NAME [-w S]`
+    /// `hold NAME [-w S] [--shell]`
     Hold {
         name: OsString,
         wait: Option<OsString>,
+        shell: bool,
     },
+    /// `release NAME`
+    Release { name: OsString },
     /// `status [--json] NAME`
     Status { name: OsString, json: bool },
     /// `follow NAME`
@@ -187,6 +190,25 @@ pub fn command() -> Command {
                      sem_run for shell functions)",
                 )
                 .arg(wait_option())
+                .arg(
+                    Arg::new("shell")
+                        .long("shell")
+                        .help(
+                            "Keep the count until the caller (SEMCTL_PARENT, else the parent) \
+                             ends, however it ends, or `release` ends the hold; print the \
+                             answer and then let go of stdin and stdout (used by sem_hold)",
+                        )
+                        .action(clap::ArgAction::SetTrue),
+                )
+                .arg(name()),
+        )
+        .subcommand(
+            Command::new("release")
+                .about(
+                    "End the `hold --shell` holds of NAME that the caller (SEMCTL_PARENT, else \
+                     the parent) took, once their counts are back; exit 1 when there is none \
+                     (used by sem_release)",
+                )
                 .arg(name()),
         )
         .subcommand(
@@ -270,7 +292,9 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
         "hold" => Invocation::Hold {
             name,
             wait: take(&mut a, "wait"),
+            shell: a.get_flag("shell"),
         },
+        "release" => Invocation::Release { name },
         "status" => Invocation::Status { name, json },
         "follow" => Invocation::Follow { name },
         other => unreachable!("clap knows no subcommand {other}"),
@@ -290,6 +314,7 @@ impl Invocation {
             Invocation::Destroy { .. } => "destroy",
             Invocation::Run { .. } => "run",
             Invocation::Hold { .. } => "hold",
+            Invocation::Release { .. } => "release",
             Invocation::Status { .. } => "status",
             Invocation::Follow { .. } => "follow",
             Invocation::List { .. } => "list",

@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code.into(),
         Err(e) => {
             let code = ExitCode::of(&e);
-            eprintln!("semctl-helper: {e:#}");
+            say_line(&format!("{e:#}"));
             match std::env::args_os().nth(1) {
                 // `run` is a command wrapper: its own failures are 125, as for env(1) and
                 // timeout(1), so that they can't be mistaken for the program's status.
@@ -30,6 +30,32 @@ fn main() -> std::process::ExitCode {
             }
             code.into()
         }
+    }
+}
+
+/// The environment variable in which sem.sh names the function a user called (`sem_run`,
+/// `sem_hold`), so that errors speak of what the user typed, not of our subcommands.
+pub const CALLER_ENV: &str = "SEMCTL_CALLER";
+
+/// The name in [`CALLER_ENV`], if it is a plain function name.
+fn caller() -> Option<String> {
+    std::env::var(CALLER_ENV).ok().filter(|c| {
+        (1..=32).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    })
+}
+
+/// Print one error line: `CALLER: MESSAGE`, or `semctl-helper: MESSAGE`.
+fn say_line(message: &str) {
+    let who = caller().unwrap_or_else(|| "semctl-helper".into());
+    eprintln!("{who}: {message}");
+}
+
+/// Print one error line about subcommand `verb`: `CALLER: MESSAGE`, or
+/// `semctl-helper: VERB: MESSAGE`.
+pub fn say(verb: &str, message: &str) {
+    match caller() {
+        Some(_) => say_line(message),
+        None => say_line(&format!("{verb}: {message}")),
     }
 }
 
@@ -75,7 +101,11 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     let inv = cli::invocation(matches);
     let verb = inv.verb();
-    execute(inv).with_context(|| verb)
+    // A caller that named itself speaks for the subcommand (see `say`).
+    match caller() {
+        Some(_) => execute(inv),
+        None => execute(inv).with_context(|| verb),
+    }
 }
 
 fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
@@ -87,7 +117,13 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
             code,
             command,
         } => return slot::run(name, timeout(wait)?, code, command),
-        Invocation::Hold { name, wait } => return slot::hold(name, timeout(wait)?),
+        Invocation::Hold { name, wait, shell } => {
+            let keep = match shell {
+                true => slot::Keep::WhileCallerLives,
+                false => slot::Keep::UntilReleased,
+            };
+            return slot::hold(name, timeout(wait)?, keep);
+        }
         Invocation::Follow { name } => return report::follow(&Name::resolve(&name)?),
         _ => {}
     }
@@ -122,6 +158,7 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
         Invocation::Status { name, json } => return report::status(&Name::resolve(&name)?, json),
         Invocation::List { dir, json } => return report::list(dir, json),
         Invocation::Prune { dir } => return report::prune(dir),
+        Invocation::Release { name } => return slot::release(name),
         Invocation::Wait { .. }
         | Invocation::Run { .. }
         | Invocation::Hold { .. }

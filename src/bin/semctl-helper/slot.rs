@@ -13,9 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::AccessFlags;
+use sem::process::{self, Event};
 use sem::{signals, ErrorKind, Name, Semaphore, Timeout};
 
 use crate::exit_codes::ExitCode;
@@ -77,7 +79,7 @@ pub fn run(
     let path = match find_program(program) {
         Ok(p) => p,
         Err((status, why)) => {
-            eprintln!("semctl-helper: run: {}: {why}", program.to_string_lossy());
+            crate::say("run", &format!("{}: {why}", program.to_string_lossy()));
             std::process::exit(status.into());
         }
     };
@@ -105,15 +107,16 @@ pub fn run(
         signals::die_of(sig);
     }
     // The program must outlive a killed caller, keeping its count until it ends.
-    sem::process::forget_parent()?;
+    process::forget_parent()?;
     signals::restore_for_exec(&start_mask)?;
     // exec also gives SIGPIPE, which Rust ignores, its default action back.
     let err = std::process::Command::new(&path)
         .arg0(program)
         .args(args)
         .env_remove(signals::PARENT_ENV)
+        .env_remove(crate::CALLER_ENV)
         .exec();
-    eprintln!("semctl-helper: run: {}: {err}", program.to_string_lossy());
+    crate::say("run", &format!("{}: {err}", program.to_string_lossy()));
     let status = match err.kind() {
         std::io::ErrorKind::NotFound => NOT_FOUND,
         _ => CANNOT_EXECUTE,
@@ -124,18 +127,46 @@ pub fn run(
 /// Whether `hold` has its count: a release that comes before it is a cancel (exit 1).
 static HELD: AtomicBool = AtomicBool::new(false);
 
-/// On a thread of its own, sleep until a byte or end of file arrives on standard input, or
-/// the caller has ended (`pidfd`); then end the process, which gives back the count if it
-/// was taken: status 0 if it was, 1 (nothing taken) if that came first. All signals are
-/// blocked on that thread, so they reach the main thread, whose wait they must interrupt.
-fn release_on_input_or_exit(pidfd: OwnedFd) -> anyhow::Result<()> {
+/// How long a `hold` keeps its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// sem_run's functions: until a byte arrives on stdin, or stdin's end of file, which
+    /// comes once every writer of the pipe has gone: the shell (its descriptors live in
+    /// redirections that bash undoes when the function ends, even when an interactive
+    /// shell abandons it at Ctrl-C) and every process the function started, which
+    /// inherited a copy.
+    UntilReleased,
+    /// sem_hold: until the caller ends, however it ends, or `release` ends us.
+    WhileCallerLives,
+}
+
+/// On a thread of its own, sleep until the count must go back (see [`Keep`]); then end
+/// the process, which gives back the count if it was taken: status 0 if it was, 1 (nothing
+/// taken) if the end came first. All signals are blocked on that thread, so they reach the
+/// main thread, whose wait they must interrupt.
+fn release_when(keep: Keep, pidfd: OwnedFd) -> anyhow::Result<()> {
     let mut old = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
     let spawned = std::thread::Builder::new()
         .name("release".into())
         .spawn(move || {
-            let stdin = std::io::stdin();
-            sem::process::wait_for_input_or_exit(stdin.as_fd(), pidfd.as_fd());
+            match keep {
+                Keep::UntilReleased => {
+                    let stdin = std::io::stdin();
+                    process::watch(Some(stdin.as_fd()), None, None);
+                }
+                Keep::WhileCallerLives => loop {
+                    // While we wait for the count, a caller that stopped reading our
+                    // answer (an interactive shell abandoning sem_hold at Ctrl-C) cancels
+                    // the wait; once held, only the caller's end or `release` counts.
+                    let stdout = std::io::stdout();
+                    let answer = (!HELD.load(Ordering::SeqCst)).then(|| stdout.as_fd());
+                    match process::watch(None, Some(pidfd.as_fd()), answer) {
+                        Event::ReaderGone if HELD.load(Ordering::SeqCst) => continue,
+                        _ => break,
+                    }
+                },
+            }
             std::process::exit(if HELD.load(Ordering::SeqCst) { 0 } else { 1 });
         });
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
@@ -149,35 +180,39 @@ pub fn answer_no(code: u8) {
     let _ = writeln!(out, "no {code}").and_then(|()| out.flush());
 }
 
-/// `hold NAME [-w S]`: take a count, answer `ok`, and keep the count until told or until
-/// the caller ends. Without a count it answers `no CODE` and exits with CODE.
-pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
-    match take_and_hold(name, timeout) {
+/// `hold NAME [-w S] [--shell]`: take a count, answer `ok`, and keep it as [`Keep`] says.
+/// Without a count it answers `no CODE` and exits with CODE.
+pub fn hold(name: OsString, timeout: Timeout, keep: Keep) -> anyhow::Result<ExitCode> {
+    match take_and_hold(name, timeout, keep) {
         Ok(never) => match never {},
         Err(e) => {
             let code = ExitCode::of(&e);
-            eprintln!("semctl-helper: hold: {e:#}");
+            crate::say("hold", &format!("{e:#}"));
             answer_no(code as u8);
             Ok(code)
         }
     }
 }
 
-fn take_and_hold(name: OsString, timeout: Timeout) -> anyhow::Result<std::convert::Infallible> {
+fn take_and_hold(
+    name: OsString,
+    timeout: Timeout,
+    keep: Keep,
+) -> anyhow::Result<std::convert::Infallible> {
     let name = Name::resolve(&name)?;
     // What the caller had open (a lock file, the other ends of its pipes) must not live
     // as long as we do.
-    sem::process::close_inherited_descriptors()?;
+    process::close_inherited_descriptors()?;
     // Leave the caller's process substitution (so that a bare `wait` in the calling shell
     // doesn't wait for us) while watching the caller's life through a pidfd.
-    let pidfd = match sem::process::detach_watching(signals::expected_parent()) {
+    let pidfd = match process::detach_watching(signals::expected_parent()) {
         Ok(fd) => fd,
         // Nobody is left to answer.
         Err(e) if e.kind() == ErrorKind::Interrupted => std::process::exit(RUN_FAILED.into()),
         Err(e) => return Err(e.into()),
     };
     signals::abort_waits_on_stop_signals()?;
-    release_on_input_or_exit(pidfd)?;
+    release_when(keep, pidfd)?;
     let sem = Semaphore::open(&name)?;
     match sem.hold(timeout) {
         Ok(()) => {}
@@ -205,7 +240,106 @@ fn take_and_hold(name: OsString, timeout: Timeout) -> anyhow::Result<std::conver
         std::process::exit(RUN_FAILED.into());
     }
     drop(out);
+    if keep == Keep::WhileCallerLives {
+        // The caller read its answer and goes on; hold nothing of its pipes.
+        let null = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        nix::unistd::dup2_stdout(&null)?;
+        nix::unistd::dup2_stdin(&null)?;
+    }
     loop {
         std::thread::park();
     }
+}
+
+/// How long `release` waits for a holder it ended to be gone.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// `release NAME`: end every `hold --shell` of NAME that our caller (the shell named in
+/// `SEMCTL_PARENT`, else our parent) started, and return once their counts are back.
+/// Exit 1 when there was none.
+pub fn release(name: OsString) -> anyhow::Result<ExitCode> {
+    let name = Name::resolve(&name)?;
+    let shell = signals::expected_parent().as_raw();
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut released = 0;
+    for pid in processes() {
+        if pid == std::process::id() as libc::pid_t || !holds_for(pid, shell, uid, &name) {
+            continue;
+        }
+        // Refer to it by pidfd, then check again that it is what we read: a process alive
+        // before and after the check is the one the check read.
+        let Ok(p) = process::Process::open(pid) else {
+            continue;
+        };
+        if !holds_for(pid, shell, uid, &name) || !p.alive() {
+            continue;
+        }
+        p.kill_and_wait(RELEASE_PATIENCE)?;
+        released += 1;
+    }
+    if released == 0 {
+        return Err(sem::Error::new(
+            ErrorKind::WouldBlock,
+            format!("this shell (pid {shell}) holds no count of it"),
+        )
+        .at(name.path())
+        .into());
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The pids in /proc.
+fn processes() -> Vec<libc::pid_t> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` is a `hold --shell` of `name` for `shell`, running as `uid`.
+fn holds_for(pid: libc::pid_t, shell: libc::pid_t, uid: u32, name: &Name) -> bool {
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+        return false;
+    };
+    // "Uid:\treal\teffective\tsaved\tfs"
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse::<u32>().ok());
+    if euid != Some(uid) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    // argv: the helper, "hold", its options, "--", NAME, and the final empty piece.
+    let held = match args.as_slice() {
+        [_, verb, options @ .., dashes, held, last]
+            if *verb == b"hold"
+                && options.iter().any(|o| *o == b"--shell")
+                && *dashes == b"--"
+                && last.is_empty() =>
+        {
+            Some(*held)
+        }
+        _ => None,
+    };
+    let Some(held) = held else { return false };
+    let same_name = Name::resolve(OsStr::from_bytes(held)).map(|n| n.path() == name.path());
+    if same_name.ok() != Some(true) {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(dir.join("environ")) else {
+        return false;
+    };
+    let want = format!("{}={shell}", signals::PARENT_ENV);
+    environ.split(|&b| b == 0).any(|e| e == want.as_bytes())
 }
