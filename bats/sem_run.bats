@@ -511,15 +511,12 @@ assert_no_count_in_time() {
 	assert_waiter_silent "$D/r"
 }
 
-@test "kill -9 of the calling shell while a function runs: the count comes back, children or not" {
+@test "kill -9 of the calling shell while a function runs: its count comes back at once" {
 	sem_init "$D/s" 2
 	script run <<'EOF'
 f() {
-	# A child that outlives the shell, holding everything the shell had open.
-	sleep 30 &
-	echo $! >"$D/child"
 	: >"$D/in"
-	while [[ ! -e $D/never ]]; do sleep 0.05; done
+	while :; do :; done
 }
 sem_run "$D/s" f
 EOF
@@ -531,13 +528,38 @@ EOF
 	t0=$(now)
 	kill -9 "$pid"
 	wait_for_value "$D/s" 2 3
-	assert_elapsed "$t0" "$(now)" 0 1.5
+	assert_elapsed "$t0" "$(now)" 0 1
+}
+
+@test "kill -9 of the calling shell: a function's count stays held while the processes it started live" {
+	sem_init "$D/s" 2
+	script run <<'EOF'
+f() {
+	# A child that outlives the shell, as a command of the function still running would.
+	sleep 30 &
+	echo $! >"$D/child"
+	: >"$D/in"
+	while [[ ! -e $D/never ]]; do sleep 0.05; done
+}
+sem_run "$D/s" f
+EOF
+	bg bash "$D/run" "$D"
+	local pid=$!
+	wait_for_file "$D/in"
+	assert_equal "$(val "$D/s")" 1
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null || true
 	local child
 	child=$(cat "$D/child")
+	sleep 0.5
 	alive "$child" || fail "the function's child died with the shell; the test proves nothing"
+	# The function never returned and its child runs on: the slot is still taken.
+	assert_equal "$(val "$D/s")" 1
+	local t0
+	t0=$(now)
 	kill "$child"
-	wait "$pid" 2>/dev/null || true
-	assert_equal "$(val "$D/s")" 2
+	wait_for_value "$D/s" 2 3
+	assert_elapsed "$t0" "$(now)" 0 1
 }
 
 @test "kill -9 of the calling shell while an external COMMAND runs: it keeps its count until it ends" {
@@ -712,6 +734,131 @@ EOF
 	assert_success
 	assert_equal "$(cat "$D/end")" 0
 	assert_equal "$(cat "$D/rc")" rc=6
+	assert_equal "$(val "$D/s")" 1
+}
+
+# interactive: run the Python script on stdin, which drives `bash -i` on a pseudo-terminal
+# through bats/pty_shell.py (its rc file $D/rc: the prompt, sem.sh, and $D/functions), with
+# D, HELPER and REPO_ROOT in its environment.
+interactive() {
+	{
+		echo "PS1='PROMPT> '"
+		echo 'source "$REPO_ROOT/sh/sem.sh"'
+		cat "$D/functions"
+	} >"$D/rc"
+	D=$D HELPER=$HELPER REPO_ROOT=$REPO_ROOT \
+		python3 -c "import sys; sys.path.insert(0, '$BATS_TEST_DIRNAME'); exec(sys.stdin.read())"
+}
+
+@test "interactive Ctrl-C in a function: the count is back at once, the prompt works, posts add no more" {
+	sem_init "$D/s" 1
+	cat >"$D/functions" <<'EOF'
+f() { : >"$D/in"; sleep 30; echo "f goes on"; }
+EOF
+	run --separate-stderr interactive <<'EOF'
+import os, subprocess, time
+from pty_shell import Shell
+D, H = os.environ['D'], os.environ['HELPER']
+val = lambda: int(subprocess.check_output([H, 'peek', D + '/s']))
+sh = Shell(D + '/rc')
+sh.run('sem_run "$D/s" f')
+while not os.path.exists(D + '/in'):
+    time.sleep(0.01)
+assert val() == 0, val()
+sh.ctrl_c()
+t0 = time.monotonic()
+while val() != 1:
+    assert time.monotonic() - t0 < 2, 'the count did not come back'
+    time.sleep(0.002)
+print('back after %.1f ms' % ((time.monotonic() - t0) * 1000))
+sh.prompt()
+sh.run('echo "rc=$?"')
+sh.expect('rc=130')
+sh.prompt()
+# The slot works again, and a post followed by exit can't raise the value past 1 + 1.
+sh.run('sem_run "$D/s" true && echo again')
+sh.expect('again')
+sh.prompt()
+sh.run('sem_post "$D/s"')
+sh.prompt()
+assert 'f goes on' not in sh.seen
+print('exit', sh.close())
+time.sleep(0.3)
+print('value', val())
+EOF
+	assert_success
+	echo "# $output" >&3
+	assert_line --index 2 'value 2'
+	local ms
+	ms=$(sed -n 's/^back after \([0-9.]*\) ms$/\1/p' <<<"$output")
+	# The issue asks for 100 ms; allow a loaded machine some slack.
+	awk -v m="$ms" 'BEGIN { exit !(m < 500) }' || fail "the count came back after $ms ms"
+	assert_equal "$(val "$D/s")" 2
+}
+
+@test "interactive Ctrl-C while sem_run waits: nothing taken, the function never runs" {
+	sem_init "$D/s" 0
+	cat >"$D/functions" <<'EOF'
+f() { : >"$D/ran"; }
+EOF
+	run --separate-stderr interactive <<'EOF'
+import os, subprocess, time
+from pty_shell import Shell
+D, H = os.environ['D'], os.environ['HELPER']
+sh = Shell(D + '/rc')
+sh.run('sem_run "$D/s" f')
+def waiting():
+    out = subprocess.check_output([H, 'status', '--json', D + '/s']).decode()
+    return '"waiters":1' in out
+t0 = time.monotonic()
+while not waiting():
+    assert time.monotonic() - t0 < 5
+    time.sleep(0.01)
+sh.ctrl_c()
+sh.prompt()
+sh.run('echo "rc=$?"')
+sh.expect('rc=130')
+sh.prompt()
+print('exit', sh.close())
+EOF
+	assert_success
+	sleep 0.2
+	assert_equal "$(waiters "$D/s")" 0
+	sem_post "$D/s"
+	sleep 0.2
+	assert_equal "$(val "$D/s")" 1
+	assert [ ! -e "$D/ran" ]
+	run pgrep -f -- "semctl-helper hold .*$D/s"
+	assert_failure
+}
+
+@test "interactive Ctrl-C in a function that traps INT and carries on: the slot stays held" {
+	sem_init "$D/s" 1
+	cat >"$D/functions" <<'EOF'
+g() {
+	trap 'echo caught' INT
+	: >"$D/in"
+	sleep 30
+	"$HELPER" peek "$D/s" >"$D/during"
+	trap - INT
+	echo "g done"
+}
+EOF
+	run --separate-stderr interactive <<'EOF'
+import os, subprocess, time
+from pty_shell import Shell
+D, H = os.environ['D'], os.environ['HELPER']
+sh = Shell(D + '/rc')
+sh.run('sem_run "$D/s" g')
+while not os.path.exists(D + '/in'):
+    time.sleep(0.01)
+sh.ctrl_c()
+sh.expect('g done')
+sh.prompt()
+print('exit', sh.close())
+EOF
+	assert_success
+	assert_equal "$(cat "$D/during")" 0
 	assert_equal "$(val "$D/s")" 1
 }
 

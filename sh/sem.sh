@@ -131,7 +131,7 @@ _sem_call() {
 		fi
 		# Only a wait needs to know its caller (SEMCTL_PARENT, see the README); the
 		# temporary environment costs every other call a little.
-		if [[ $1 == wait ]]; then
+		if [[ $1 == wait || $1 == release ]]; then
 			{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@"; } 2>/dev/null
 		else
 			{ command "$_sem_h" "$@"; } 2>/dev/null
@@ -143,7 +143,7 @@ _sem_call() {
 		return 1
 	fi
 	_sem_errfd
-	if [[ $1 == wait ]]; then
+	if [[ $1 == wait || $1 == release ]]; then
 		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
 	else
 		{ command "$_sem_h" "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
@@ -344,81 +344,113 @@ _sem_run_cmd() {
 	"$@"
 }
 
-# _sem_run_here WAIT CODE NAME COMMAND...: sem_run for a function or builtin, which must
-# run in this shell. A holder process (semctl-helper hold) takes the count with SEM_UNDO
-# and answers "ok" (or "no STATUS"); we run COMMAND, then send the holder a byte and read
-# until it has ended, which is when the kernel has taken its count back. The holder leaves
-# our process substitution at once (a bare `wait` in COMMAND must not wait for it) and
-# watches this shell through a pidfd: if the shell dies first, it gives the count back
-# just the same.
-_sem_run_here() {
-	local _sem_h='' _sem_p='' _sem_r='' _sem_fd='' _sem_ack='' _sem_rc=0 _sem_early=0
-	local _sem_me=$BASHPID
-	local -a _sem_opt=()
-	if [[ -n $1 ]]; then
-		_sem_opt=(-w "$1")
+# _sem_free_fds VAR...: set each of the caller's locals VAR to a descriptor number that is
+# free now, chosen by bash as for a {var} redirection (so that no descriptor of the
+# caller's is hidden), and leave it closed.
+_sem_free_fds() {
+	local _sem_v _sem_n
+	local -a _sem_got=()
+	for _sem_v; do
+		exec {_sem_n}</dev/null
+		_sem_got+=("$_sem_n")
+		builtin printf -v "$_sem_v" %s "$_sem_n"
+	done
+	for _sem_n in "${_sem_got[@]}"; do
+		exec {_sem_n}<&-
+	done
+}
+
+# _sem_holder MODE NAME: the body of the process substitution that starts the holder
+# (semctl-helper hold) for sem_run's functions (MODE fn: it reads the release pipe on
+# descriptor $_sem_a) or for sem_hold (MODE shell). Reads the caller's _sem_h, _sem_me,
+# _sem_a and _sem_opt. Never returns.
+_sem_holder() {
+	# A closed stderr stays closed for bash, but the helper must have somewhere to write.
+	[[ -e /dev/fd/2 ]] || exec 2>/dev/null
+	if [[ $1 == fn ]]; then
+		SEMCTL_PARENT=$_sem_me SEMCTL_CALLER=sem_run exec "$_sem_h" hold "${_sem_opt[@]}" -- "$2" <"/dev/fd/$_sem_a"
 	fi
+	SEMCTL_PARENT=$_sem_me SEMCTL_CALLER=sem_hold exec "$_sem_h" hold --shell "${_sem_opt[@]}" -- "$2" </dev/null
+}
+
+# _sem_run_held A B CODE NAME COMMAND...: the function path of sem_run, once the holder runs. A
+# is the release pipe (read-write: we write the byte, the holder reads; our own reader
+# means a write can't raise SIGPIPE), B the holder's answers. We read "ok" (or "no
+# STATUS"), run COMMAND, then send the byte and read until the holder has ended, which is
+# when the kernel has taken its count back.
+_sem_run_held() {
+	local _sem_a=$1 _sem_b=$2 _sem_code=$3 _sem_ack='' _sem_rc=0 _sem_early=0
+	shift 4
+	if _sem_answer "$_sem_b" && [[ $_sem_ack == ok ]]; then
+		# As a normal call: under the caller's set -e a failure ends the shell here, and
+		# the holder sees the pipe's end and gives the count back.
+		_sem_run_cmd "$@"
+		_sem_rc=$?
+		# Anything readable now is the end of file: the holder ended before we let it go.
+		if read -t 0 -u "$_sem_b"; then
+			_sem_early=1
+		fi
+		builtin printf x >&"$_sem_a"
+		_sem_answer "$_sem_b" || :
+		if ((_sem_early)); then
+			builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2
+		fi
+		return "$_sem_rc"
+	fi
+	# No count: "no 1" is a timeout, "no N" an error (the holder said why on stderr) or
+	# a signal (128+N); nothing at all, a holder killed while it waited. The byte stops
+	# a holder still waiting (our read may have been cut short).
+	builtin printf x >&"$_sem_a"
+	case $_sem_ack in
+	'no 1') return "$_sem_code" ;;
+	no\ 1[3-9][0-9] | no\ 2[0-9][0-9]) return "${_sem_ack#no }" ;;
+	no\ *) return 125 ;;
+	esac
+	builtin printf '%s\n' "sem_run: the holder ended without taking a count" >&2
+	return 125
+}
+
+# _sem_run_here CODE NAME COMMAND...: sem_run for a function or builtin, which must run
+# in this shell; the helper options are in the caller's _sem_opt. A holder process takes
+# the count with SEM_UNDO and keeps it until a byte or the end of file comes on its pipe.
+# Both pipes live only in the redirections of one compound command, never in descriptors
+# of the shell's own: bash closes them when the command ends, however it ends, and that
+# includes an interactive shell abandoning the function at Ctrl-C (it jumps back to the
+# prompt and runs none of our code, but undoes redirections). Whatever the function
+# starts inherits the release pipe, so if the function never returns (the shell killed,
+# exit, Ctrl-C), the count stays held until those processes have ended too. The holder
+# leaves the process substitution at once (a bare `wait` in COMMAND must not wait for it).
+_sem_run_here() {
+	local _sem_h='' _sem_a='' _sem_b='' _sem_me=$BASHPID
 	if ! _sem_helper; then
 		builtin printf '%s\n' "sem_run: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
 		return 125
 	fi
-	# _sem_p: both ends of a fresh pipe. We keep a reader on it so that writing the
-	# release byte can never raise SIGPIPE, and the holder reads its own read-only end.
-	if ! { exec {_sem_p}<> <(builtin :); } 2>/dev/null; then
-		builtin printf '%s\n' "sem_run: cannot make a pipe" >&2
-		return 125
-	fi
-	_sem_errfd
-	# The holder's answer comes back on _sem_r.
-	if ! { exec {_sem_r}< <(SEMCTL_PARENT=$_sem_me exec "$_sem_h" hold "${_sem_opt[@]}" -- "$3" <"/dev/fd/$_sem_p" 2>&"$_sem_fd"); } 2>/dev/null; then
-		exec {_sem_p}>&- {_sem_fd}>&-
-		builtin printf '%s\n' "sem_run: cannot start semctl-helper" >&2
-		return 125
-	fi
-	exec {_sem_fd}>&-
-	if _sem_answer "$_sem_r" && [[ $_sem_ack == ok ]]; then
-		shift 3
-		# As a normal call: under the caller's set -e a failure ends the shell here, and
-		# the holder, watching the shell, gives the count back.
-		_sem_run_cmd "$@"
-		_sem_rc=$?
-		# Anything readable now is the end of file: the holder ended before we let it go.
-		if read -t 0 -u "$_sem_r"; then
-			_sem_early=1
-		fi
-		builtin printf x >&"$_sem_p"
-		_sem_answer "$_sem_r" || :
-		if ((_sem_early)); then
-			builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2
-		fi
-	else
-		# No count: "no 1" is a timeout, "no N" an error (the holder said why on stderr) or
-		# a signal (128+N); nothing at all, a holder killed while it waited. The byte stops
-		# a holder still waiting (our read may have been cut short).
-		builtin printf x >&"$_sem_p"
-		case $_sem_ack in
-		'no 1') _sem_rc=$2 ;;
-		no\ 1[3-9][0-9] | no\ 2[0-9][0-9]) _sem_rc=${_sem_ack#no } ;;
-		no\ *) _sem_rc=125 ;;
-		*)
-			builtin printf '%s\n' "sem_run: the holder ended without taking a count" >&2
-			_sem_rc=125
-			;;
-		esac
-	fi
-	exec {_sem_p}>&- {_sem_r}<&-
-	return "$_sem_rc"
+	_sem_free_fds _sem_a _sem_b
+	# A: a fresh pipe, opened read-write; B: the holder's answers. A plain command, not
+	# `|| ...`, which would turn off the caller's set -e inside the function.
+	eval "{ _sem_run_held $_sem_a $_sem_b \"\$@\"; } $_sem_a<> <(builtin :) $_sem_b< <(_sem_holder fn \"\$2\")"
 }
 
-# sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...]
-#   Take one count of NAME (waiting as sem_wait does), run COMMAND, and give the count
-#   back when COMMAND ends, however it ends: the kernel returns it (SEM_UNDO) even when
-#   COMMAND, this shell or a helper is killed with -9. COMMAND may be a program, a shell
-#   function or a builtin; functions and builtins run in this shell, seeing and setting
-#   its variables. An external COMMAND holds the count itself, and keeps it if this
-#   shell is killed, until it ends. Ctrl-C or SIGTERM while waiting takes nothing.
-#   -w SECONDS  wait at most this long (fractions allowed; 0: try once).
-#   -E CODE     the status when no count came in time (0..255, default 1, as flock's).
+# sem_run [-w SECONDS] [-E CODE] [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]]
+#         NAME COMMAND [ARG...]
+#   Take COUNT counts of NAME (default 1, in one step; waiting as sem_wait does), run
+#   COMMAND, and give them back when COMMAND ends, however it ends: the kernel returns them
+#   (SEM_UNDO) even when COMMAND, this shell or a helper is killed with -9. COMMAND may be
+#   a program, a shell function or a builtin; functions and builtins run in this shell,
+#   seeing and setting its variables. A program holds the counts itself, and keeps them
+#   if this shell is killed, until it ends; a function's counts stay held, if the function
+#   never returns (shell killed, exit, Ctrl-C at a prompt), until the processes it started
+#   have ended. Ctrl-C or SIGTERM while waiting takes nothing.
+#   -w SECONDS     wait at most this long (fractions allowed; 0: try once).
+#   -E CODE        the status when no count came in time (0..255, default 1, as flock's).
+#   -n COUNT       take COUNT counts at once (1..32767); refused at once if NAME can never
+#                  hold that many (more than its initial value).
+#   --init VALUE   create NAME with VALUE if it doesn't exist (exactly one of many racing
+#                  callers creates it); otherwise use it as it is.
+#   --mode MODE    with --init: the mode of a new NAME (octal, default 0600).
+#   --group GROUP  with --init: the group of a new NAME.
+#   --help         print this usage and return 0.
 #   Returns: COMMAND's status; CODE when no count came in time; 125 when sem_run itself
 #            fails (no such semaphore, bad arguments); 126 when COMMAND can't be
 #            executed; 127 when it isn't found; 128+N when a signal N ended the wait.
@@ -427,38 +459,55 @@ _sem_run_here() {
 #   Note: for a function or builtin, the holder runs as a process substitution, so $!
 #   changes. break and continue are refused (125).
 sem_run() {
-	local _sem_w='' _sem_wset=0 _sem_e=1 _sem_h='' _sem_rc=0 _sem_fd=''
+	local _sem_e=1 _sem_h='' _sem_rc=0 _sem_fd='' _sem_o _sem_v
+	local -a _sem_opt=()
 	while (($#)); do
 		case $1 in
 		--)
 			shift
 			break
 			;;
-		-w | -E)
+		-h | --help)
+			_sem_run_usage
+			return 0
+			;;
+		-w | -E | -n | --init | --mode | --group)
 			if (($# < 2)); then
 				builtin printf 'sem_run: option %s needs a value\n' "$1" >&2
 				return 125
 			fi
-			if [[ $1 == -w ]]; then _sem_w=$2 _sem_wset=1; else _sem_e=$2; fi
+			_sem_o=$1 _sem_v=$2
 			shift 2
 			;;
-		-w?*)
-			_sem_w=${1#-w} _sem_wset=1
+		-[wEn]?*)
+			_sem_o=${1:0:2} _sem_v=${1:2}
 			shift
 			;;
-		-E?*)
-			_sem_e=${1#-E}
+		--init=* | --mode=* | --group=*)
+			_sem_o=${1%%=*} _sem_v=${1#*=}
 			shift
 			;;
 		-?*)
-			builtin printf 'sem_run: unknown option %s (usage: sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...])\n' "$1" >&2
+			builtin printf 'sem_run: unknown option %s (see sem_run --help)\n' "$1" >&2
 			return 125
 			;;
 		*) break ;;
 		esac
+		case $_sem_o in
+		-E) _sem_e=$_sem_v ;;
+		-w)
+			if [[ -z $_sem_v ]]; then
+				builtin printf '%s\n' 'sem_run: invalid timeout "": expected seconds, such as 5 or 0.5' >&2
+				return 125
+			fi
+			_sem_opt+=(-w "$_sem_v")
+			;;
+		-n) _sem_opt+=(--count "$_sem_v") ;;
+		*) _sem_opt+=("$_sem_o" "$_sem_v") ;;
+		esac
 	done
 	if (($# < 2)); then
-		builtin printf '%s\n' "usage: sem_run [-w SECONDS] [-E CODE] NAME COMMAND [ARG...]" >&2
+		builtin printf '%s\n' "usage: sem_run [-w SECONDS] [-E CODE] [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME COMMAND [ARG...] (see sem_run --help)" >&2
 		return 125
 	fi
 	# Patterns, not a regular expression: this runs on every call.
@@ -476,10 +525,6 @@ sem_run() {
 		_sem_e=$((10#$_sem_e))
 		;;
 	esac
-	if ((_sem_wset)) && [[ -z $_sem_w ]]; then
-		builtin printf '%s\n' 'sem_run: invalid timeout "": expected seconds, such as 5 or 0.5' >&2
-		return 125
-	fi
 	case $2 in
 	*/*) ;; # a path names a program, never a function or builtin
 	break | continue)
@@ -492,7 +537,7 @@ sem_run() {
 			# A plain call, not `|| ...`: that would turn off the caller's set -e inside
 			# the function. The status is sem_run's, and a set -e shell stops here just as
 			# it would on the function's own failure.
-			_sem_run_here "$_sem_w" "$_sem_e" "$@"
+			_sem_run_here "$_sem_e" "$@"
 			return
 		fi
 		;;
@@ -504,13 +549,109 @@ sem_run() {
 		return 125
 	fi
 	_sem_errfd
-	if ((_sem_wset)); then
-		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -w "$_sem_w" -E "$_sem_e" -- "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
-	else
-		{ SEMCTL_PARENT=$BASHPID command "$_sem_h" run -E "$_sem_e" -- "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
-	fi
+	{ SEMCTL_PARENT=$BASHPID SEMCTL_CALLER=sem_run command "$_sem_h" run "${_sem_opt[@]}" -E "$_sem_e" -- "$@" 2>&"$_sem_fd" {_sem_fd}>&-; } 2>/dev/null || _sem_rc=$?
 	exec {_sem_fd}>&-
 	return "$_sem_rc"
+}
+
+# _sem_run_usage: sem_run --help.
+_sem_run_usage() {
+	builtin printf '%s\n' \
+		'usage: sem_run [OPTIONS] NAME COMMAND [ARG...]' \
+		'' \
+		'Take a count of the semaphore NAME, run COMMAND (a program, a shell function or a' \
+		'builtin), and give the count back when COMMAND ends, however it ends (even kill -9).' \
+		'' \
+		'Options:' \
+		'  -w SECONDS     wait at most this long for a count (fractions allowed; 0: try once)' \
+		'  -E CODE        the status when no count came in time (0..255, default 1)' \
+		'  -n COUNT       take COUNT counts at once (default 1)' \
+		'  --init VALUE   create NAME with VALUE if it does not exist; else use it as it is' \
+		'  --mode MODE    with --init: the octal mode of a new NAME (default 0600; 0666: all users)' \
+		'  --group GROUP  with --init: the group of a new NAME (use with mode 0660)' \
+		'  -h, --help     print this help' \
+		'' \
+		'Returns COMMAND'"'"'s status; CODE when no count came in time; 125 when sem_run' \
+		'itself fails (one line on stderr says why); 126 when COMMAND cannot be executed;' \
+		'127 when it is not found; 128+N when signal N ended the wait.'
+}
+
+# sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT]
+#   Take COUNT counts of NAME (default 1) for the rest of this shell's life: they come back
+#   when the shell ends, however it ends (exit, kill -9), or earlier at sem_release NAME.
+#   Like `exec 9>lock; flock 9`, for N slots. TIMEOUT as for sem_wait. The shell is the
+#   process that calls sem_hold: in ( ... ) or $( ... ) it is that subshell.
+#   Returns: 0 once held; 1 when no count came in time, or on failure.
+#   Stdout:  nothing.
+#   Stderr:  one line saying why, on failure (nothing on a timeout).
+sem_hold() {
+	local _sem_h='' _sem_r='' _sem_ack='' _sem_me=$BASHPID _sem_o _sem_v
+	local -a _sem_opt=()
+	while (($#)); do
+		case $1 in
+		--)
+			shift
+			break
+			;;
+		-n | --init | --mode | --group)
+			if (($# < 2)); then
+				builtin printf 'sem_hold: option %s needs a value\n' "$1" >&2
+				return 1
+			fi
+			_sem_o=$1 _sem_v=$2
+			shift 2
+			;;
+		-n?*)
+			_sem_o=-n _sem_v=${1:2}
+			shift
+			;;
+		--init=* | --mode=* | --group=*)
+			_sem_o=${1%%=*} _sem_v=${1#*=}
+			shift
+			;;
+		-?*)
+			builtin printf 'sem_hold: unknown option %s (usage: sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT])\n' "$1" >&2
+			return 1
+			;;
+		*) break ;;
+		esac
+		case $_sem_o in
+		-n) _sem_opt+=(--count "$_sem_v") ;;
+		*) _sem_opt+=("$_sem_o" "$_sem_v") ;;
+		esac
+	done
+	if (($# < 1 || $# > 2)); then
+		_sem_usage 0 "sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT]"
+		return 1
+	fi
+	if (($# == 2)); then
+		_sem_opt+=(-w "$2")
+	fi
+	if ! _sem_helper; then
+		builtin printf '%s\n' "sem_hold: cannot find semctl-helper (set SEMCTL_HELPER, or run make or make install)" >&2
+		return 1
+	fi
+	# The answer pipe lives only in this command's redirection (see _sem_run_here): should
+	# an interactive shell abandon the wait at Ctrl-C, the holder sees its reader gone and
+	# gives up. Once it has answered, the holder keeps nothing of ours open.
+	_sem_free_fds _sem_r
+	eval "{ _sem_answer $_sem_r; } $_sem_r< <(_sem_holder shell \"\$1\")"
+	[[ $_sem_ack == ok ]]
+}
+
+# sem_release NAME
+#   Give back the counts of NAME that this shell took with sem_hold, now.
+#   Returns: 0 once they are back; 1 when this shell holds none of NAME, or on failure.
+#   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
+sem_release() {
+	if (($# != 1)); then
+		_sem_usage 1 "sem_release NAME"
+		return 1
+	fi
+	if _sem_call 1 release -- "$1"; then
+		return 0
+	fi
+	return 1
 }
 
 # Toolbox's include() sources a module, then calls its __init. Define one only when
