@@ -862,6 +862,108 @@ EOF
 	assert_equal "$(val "$D/s")" 1
 }
 
+@test "sem_run --help prints the usage on stdout and returns 0" {
+	run --separate-stderr sem_run --help
+	assert_success
+	assert_line --index 0 'usage: sem_run [OPTIONS] NAME COMMAND [ARG...]'
+	assert_output --partial '--init VALUE'
+	assert_output --partial '-n COUNT'
+	assert_equal "$stderr" ""
+	run --separate-stderr sem_run -h
+	assert_success
+}
+
+@test "sem_run's errors speak of sem_run, not of the helper's subcommands (both paths)" {
+	sem_init "$D/s" 1
+	local cmd
+	for cmd in ran /bin/true; do
+		run --separate-stderr sem_run -w 5m "$D/s" "$cmd"
+		assert_failure 125
+		assert_one_line_stderr
+		assert_equal "$stderr" 'sem_run: invalid timeout "5m": expected seconds such as 5, 0.25 or -1'
+		run --separate-stderr sem_run "$D/missing" "$cmd"
+		assert_failure 125
+		assert_one_line_stderr
+		[[ $stderr == "sem_run: $D/missing: "* ]] || fail "unexpected message: $stderr"
+	done
+	assert [ ! -e "$D/ran" ]
+	assert_equal "$(val "$D/s")" 1
+}
+
+@test "sem_run -n COUNT holds COUNT counts on both paths; more than the semaphore holds is refused at once" {
+	sem_init "$D/s" 4
+	f() { "$HELPER" peek "$D/s"; }
+	run --separate-stderr sem_run -n 3 "$D/s" f
+	assert_success
+	assert_output 1
+	run --separate-stderr sem_run -n3 "$D/s" "$HELPER" peek "$D/s"
+	assert_success
+	assert_output 1
+	assert_equal "$(val "$D/s")" 4
+	local t0
+	t0=$(now)
+	run --separate-stderr timeout 10 sem_run -n 5 "$D/s" f
+	assert_failure 125
+	assert_one_line_stderr
+	[[ $stderr == sem_run:* ]] || fail "unexpected message: $stderr"
+	run --separate-stderr timeout 10 sem_run -n 5 "$D/s" /bin/true
+	assert_failure 125
+	assert_one_line_stderr
+	assert_elapsed "$t0" "$(now)" 0 3
+	assert_equal "$(val "$D/s")" 4
+}
+
+@test "sem_run -n: 3 workers taking 2 of 4 never hold more than 4, and a killed one gives both back" {
+	sem_init "$D/s" 4
+	: >"$D/log"
+	script work <<'EOF'
+f() {
+	echo "+2 $BASHPID" >>"$D/log"
+	sleep 0.05
+	echo "-2 $BASHPID" >>"$D/log"
+}
+for i in 1 2 3 4 5; do sem_run -n 2 "$D/s" f; done
+EOF
+	local pids=() i
+	for i in 1 2 3; do
+		bg bash "$D/work" "$D"
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		reap "$i"
+		assert_success
+	done
+	run awk '{ n += $1; if (n > max) max = n } END { print max, n, NR }' "$D/log"
+	assert_output "4 0 30"
+	# kill -9 of a program holding two: both come back at once.
+	bg sem_run -n 2 "$D/s" sleep 30
+	wait_for_value "$D/s" 2 5
+	pkill -9 -f "^sleep 30$"
+	wait_for_value "$D/s" 4 2
+}
+
+@test "sem_run --init creates NAME on first use with --mode; exactly one of many racers creates it" {
+	local i pids=()
+	for i in 1 2 3 4 5 6; do
+		bg sem_run --init 2 --mode 0666 "$D/s" sh -c 'echo x >>"$1"' _ "$D/ran"
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		reap "$i"
+		assert_success
+	done
+	assert_equal "$(wc -l <"$D/ran")" 6
+	assert_equal "$(val "$D/s")" 2
+	run "$HELPER" status --json "$D/s"
+	assert_output --partial '"mode":"0666"'
+	# An existing NAME is used as it is: VALUE and MODE don't change it.
+	run sem_run --init 5 --mode 0600 "$D/s" "$HELPER" peek "$D/s"
+	assert_success
+	assert_output 1
+	run "$HELPER" status --json "$D/s"
+	assert_output --partial '"mode":"0666"'
+}
+
 @test "8 parallel sem_run on 3 slots: at most 3 at once, all 8 ran, value back to 3" {
 	sem_init "$D/s" 3
 	: >"$D/log"

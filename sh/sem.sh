@@ -9,13 +9,17 @@
 #   sem_trywait NAME              take one if one is there now
 #   sem_peek  NAME                print the value
 #   sem_destroy NAME              remove NAME (its owner only), waking its waiters
-#   sem_run [-w S] [-E C] NAME COMMAND [ARG...]
-#                                 hold one count of NAME exactly while COMMAND runs
+#   sem_run [-w S] [-E C] [-n N] [--init V [--mode M] [--group G]] NAME COMMAND [ARG...]
+#                                 hold one count (N) of NAME exactly while COMMAND runs
+#   sem_hold [-n N] [--init V ...] NAME [TIMEOUT]
+#                                 hold one count (N) of NAME until this shell ends
+#   sem_release NAME              give back now what this shell holds of NAME
 #   sem_relax NAME                release every process blocked on NAME now
 #   sem_status NAME               describe NAME for people
 #   sem_follow NAME               print a line at every change of NAME, until ^C
 #
-# Every function but sem_run returns 0 or 1; sem_run returns COMMAND's status. A NAME is a path; a relative NAME is under $HOME.
+# Every function but sem_run returns 0 or 1; sem_run returns COMMAND's status. A NAME is
+# a path; a relative NAME is under $HOME.
 # The work is done by semctl-helper on System V semaphore sets: waiters sleep in the
 # kernel and wake within microseconds of a post.
 #

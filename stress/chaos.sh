@@ -200,6 +200,8 @@ reap() {
 # other) and P_WORKER. Reads /proc with builtins only: no forks.
 scan() {
 	local d pid stat comm state ppid env_ args e worker tagged caller rest
+	local -a cands=()
+	local c i busy
 	P_PID=() P_KIND=() P_WORKER=()
 	for d in /proc/[0-9]*; do
 		pid=${d#/proc/}
@@ -234,12 +236,30 @@ scan() {
 			# in SEMCTL_PARENT (a holder leaves its shell's process tree on purpose and
 			# watches it through a pidfd), or else its parent.
 			if [[ ${args[1]:-} == @(wait|run|hold) && ${caller:-$ppid} != "${WPID[$worker]:-}" ]]; then
-				orphan_seen "$pid" "${args[1]}"
+				cands+=("$pid:${args[1]}:$worker")
 			fi
 		elif [[ $comm == sleep ]]; then
 			P_KIND+=(command)
 		else
 			P_KIND+=(other)
+		fi
+	done
+	# A function's holder outlives a killed shell on purpose while the processes the
+	# function started still run (they inherit its pipe): only one with none is orphaned.
+	for c in "${cands[@]}"; do
+		IFS=: read -r pid comm worker <<<"$c"
+		busy=0
+		if [[ $comm == hold ]]; then
+			for i in "${!P_PID[@]}"; do
+				if [[ ${P_KIND[$i]} == command && ${P_WORKER[$i]} == "$worker" ]]; then
+					busy=1
+				fi
+			done
+		fi
+		if ((busy)); then
+			unset "ORPHAN_SINCE[$pid]"
+		else
+			orphan_seen "$pid" "$comm"
 		fi
 	done
 }
