@@ -1,24 +1,35 @@
 # sem: counting semaphores for shell scripts.
-#   make            build the release helper
+#   make            build the release helper, its man pages and shell completions
 #   make test       install what's missing, then run every test (cargo test, lint, bats,
 #                   a benchmark smoke run)
 #   make stress     long chaos and load runs (STRESS_SECONDS, default 600)
 #   make bench      the benchmarks: docs/BENCH.md and docs/bench.svg
 #   make fuzz       the fuzz targets, FUZZ_SECONDS each
 #   make demo       8 jobs throttled through a semaphore of 3 slots
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (the helper and sem.sh in BINDIR, man pages
+#                   and bash, zsh and fish completions under DATADIR)
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO   ?= cargo
 HELPER  := target/release/semctl-helper
+# gen-docs/ writes the man pages and completions here, laid out as under share/.
+SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: all build test deps lint cargo-test bats demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
+# The pages and completions come from the helper's own cli.rs, through gen-docs (a
+# package of its own, so that its dependencies never reach the helper).
 build:
 	$(CARGO) build --release --locked
+	$(CARGO) run --release --locked --quiet -p sem-gen-docs -- $(SHARE)
 
 $(HELPER): build
 
@@ -39,7 +50,7 @@ deps:
 
 lint: deps
 	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	shellcheck -x sh/*.sh bats/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
 
 cargo-test: build
@@ -63,9 +74,20 @@ demo: build
 install: build
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/semctl-helper
 	install -D -m 0644 sh/sem.sh $(DESTDIR)$(BINDIR)/sem.sh
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(SHARE)/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -D -m 0644 $(SHARE)/bash-completion/completions/semctl-helper \
+		$(DESTDIR)$(BASHCOMPDIR)/semctl-helper
+	install -D -m 0644 $(SHARE)/zsh/site-functions/_semctl-helper \
+		$(DESTDIR)$(ZSHCOMPDIR)/_semctl-helper
+	install -D -m 0644 $(SHARE)/fish/vendor_completions.d/semctl-helper.fish \
+		$(DESTDIR)$(FISHCOMPDIR)/semctl-helper.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/semctl-helper $(DESTDIR)$(BINDIR)/sem.sh
+	rm -f $(DESTDIR)$(MANDIR)/man1/semctl-helper.1 $(DESTDIR)$(MANDIR)/man1/semctl-helper-*.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/semctl-helper $(DESTDIR)$(ZSHCOMPDIR)/_semctl-helper \
+		$(DESTDIR)$(FISHCOMPDIR)/semctl-helper.fish
 
 clean:
 	$(CARGO) clean

@@ -79,6 +79,24 @@ assert_one_line_error() {
 	assert_usage_error
 }
 
+@test "a mistyped subcommand is a usage error (2) whose one line suggests the one meant" {
+	run --separate-stderr "$HELPER" wiat "$D/s"
+	assert_usage_error
+	assert_equal "$stderr" \
+		"semctl-helper: unrecognized subcommand 'wiat'; a similar subcommand exists: 'wait' (see --help)"
+	run --separate-stderr "$HELPER" stauts --json "$D/s"
+	assert_usage_error
+	[[ $stderr == *"a similar subcommand exists: 'status'"* ]] || fail "no suggestion: $stderr"
+	run --separate-stderr "$HELPER" --verison
+	assert_usage_error
+	[[ $stderr == *"a similar argument exists: '--version'"* ]] || fail "no suggestion: $stderr"
+	# Nothing close: no suggestion, the same one line.
+	run --separate-stderr "$HELPER" frobnicate "$D/s"
+	assert_usage_error
+	[[ $stderr != *similar* ]] || fail "a suggestion for nothing similar: $stderr"
+	[[ ! -e $D/s ]]
+}
+
 @test "a missing NAME is a usage error (2) for every subcommand" {
 	local verb
 	for verb in init post wait trywait peek destroy; do

@@ -612,6 +612,126 @@ USE_TREE='source "$T/sh/sem.sh"; sem_init "$D/s" 4 && sem_peek "$D/s" && sem_des
 	[[ ! -e $HOME/s ]]
 }
 
+# install_stage: `make install DESTDIR=$STAGE PREFIX=/usr`, as a packager runs it.
+install_stage() {
+	STAGE=$BATS_TEST_TMPDIR/stage
+	run env HOME="$ORIG_HOME" PATH="$ORIG_PATH" timeout 300 \
+		make -s -C "$REPO_ROOT" install DESTDIR="$STAGE" PREFIX=/usr
+	assert_success
+}
+
+# subcommands: the helper's subcommands, as its --help lists them (so that a subcommand
+# added to cli.rs is checked without editing this file).
+subcommands() {
+	"$HELPER" --help | awk '/^Commands:/ { c = 1; next } c && /^$/ { exit } c && /^  [a-z]/ { print $1 }'
+}
+
+@test "make install: installs a man page per subcommand and bash, zsh and fish completions" {
+	install_stage
+	local share=$STAGE/usr/share verb page
+	[[ -x $STAGE/usr/bin/semctl-helper && -f $STAGE/usr/bin/sem.sh ]]
+	[[ -f $share/bash-completion/completions/semctl-helper ]] || fail "no bash completion"
+	[[ -f $share/zsh/site-functions/_semctl-helper ]] || fail "no zsh completion"
+	[[ -f $share/fish/vendor_completions.d/semctl-helper.fish ]] || fail "no fish completion"
+	local verbs
+	verbs=$(subcommands)
+	[[ $verbs == *wait* && $verbs == *run* ]] || fail "no subcommands in --help: $verbs"
+	# The main page names every subcommand's page and lists the exit codes.
+	page=$share/man/man1/semctl-helper.1
+	grep -q '^\.TH semctl-helper 1 ' "$page" || fail "no .TH header in $page"
+	grep -q '^\.SH "EXIT STATUS"' "$page" || fail "no EXIT STATUS in $page"
+	for verb in $verbs; do
+		[[ -f $share/man/man1/semctl-helper-$verb.1 ]] || fail "no page for $verb"
+		grep -q "semctl\\\\-helper\\\\-$verb" "$page" || fail "$page does not name $verb"
+	done
+	# Nothing else: a page is installed for a subcommand, or for the helper itself.
+	assert_equal "$(find "$share/man/man1" -type f | wc -l)" "$(($(wc -w <<<"$verbs") + 1))"
+}
+
+# render_man PAGE: run `man -l` (man-db) on PAGE, else groff, as plain text, with every
+# roff warning on, under `run --separate-stderr`.
+render_man() {
+	if command -v man >/dev/null && man --help 2>&1 | grep -q -- --local-file; then
+		run --separate-stderr env MANWIDTH=80 MANROFFOPT=-ww man -l "$1"
+	else
+		run --separate-stderr groff -man -Tutf8 -P-cbou -ww "$1"
+	fi
+}
+
+@test "make install: the man pages render without warnings" {
+	command -v man >/dev/null || command -v groff >/dev/null ||
+		skip "neither man nor groff is installed (the .TH header is checked above)"
+	install_stage
+	local man1=$STAGE/usr/share/man/man1 verb f
+	render_man "$man1/semctl-helper.1"
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output --partial 'EXIT STATUS'
+	for verb in $(subcommands); do
+		assert_output --partial "semctl-helper-$verb(1)"
+	done
+	for f in "$man1"/semctl-helper-*.1; do
+		render_man "$f"
+		assert_success
+		assert_equal "$stderr" ''
+		assert_output --partial 'SYNOPSIS'
+		assert_output --partial 'semctl-helper(1)'
+	done
+}
+
+@test "make install: the bash completion loads in a fresh bash and completes subcommands" {
+	install_stage
+	run --separate-stderr env -i PATH=/usr/bin:/bin bash --norc --noprofile -c '
+		source "$1/usr/share/bash-completion/completions/semctl-helper" || exit
+		spec=$(complete -p semctl-helper) || exit
+		echo "$spec"
+		fn=${spec##*-F }
+		fn=${fn%% *}
+		# What bash sets before calling a completion function for "semctl-helper wa<TAB>".
+		COMP_WORDS=(semctl-helper wa)
+		COMP_CWORD=1
+		COMP_LINE="semctl-helper wa"
+		COMP_POINT=${#COMP_LINE}
+		"$fn" semctl-helper wa semctl-helper
+		echo "wa: ${COMPREPLY[*]}"
+		COMP_WORDS=(semctl-helper run --)
+		COMP_CWORD=2
+		COMP_LINE="semctl-helper run --"
+		COMP_POINT=${#COMP_LINE}
+		"$fn" semctl-helper -- run
+		echo "run --: ${COMPREPLY[*]}"' _ "$STAGE"
+	assert_success
+	assert_equal "$stderr" ''
+	assert_line --index 0 --regexp '^complete .*-F [^ ]+ semctl-helper$'
+	assert_line --index 1 'wa: wait'
+	assert_line --index 2 --partial ' --wait'
+	assert_line --index 2 --partial ' --conflict-exit-code'
+}
+
+@test "make install: the zsh and fish completions parse (where those shells are installed)" {
+	command -v zsh >/dev/null || command -v fish >/dev/null || skip "neither zsh nor fish is installed"
+	install_stage
+	if command -v zsh >/dev/null; then
+		run --separate-stderr zsh -n "$STAGE/usr/share/zsh/site-functions/_semctl-helper"
+		assert_success
+		assert_equal "$stderr" ''
+	fi
+	if command -v fish >/dev/null; then
+		run --separate-stderr fish -n "$STAGE/usr/share/fish/vendor_completions.d/semctl-helper.fish"
+		assert_success
+		assert_equal "$stderr" ''
+	fi
+}
+
+@test "make uninstall: removes everything make install installed" {
+	install_stage
+	run env HOME="$ORIG_HOME" PATH="$ORIG_PATH" make -s -C "$REPO_ROOT" uninstall DESTDIR="$STAGE" PREFIX=/usr
+	assert_success
+	run find "$STAGE" -type f
+	assert_success
+	assert_output ''
+}
+
 # --- SEM_VERBOSE ---
 
 @test "without SEM_VERBOSE, failing post, wait, trywait and peek are silent" {

@@ -87,14 +87,18 @@ fn run() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::Success);
             }
             // clap's message spans several lines (a list of missing arguments, a usage
-            // block); keep ours to one: its first paragraph, joined.
+            // block); keep ours to one: its first paragraph, joined, and its tips ("a
+            // similar subcommand exists: 'wait'"), which come in paragraphs of their own.
             let text = e.to_string();
             let para: Vec<&str> = text
                 .lines()
                 .take_while(|l| !l.trim().is_empty())
                 .map(str::trim)
                 .collect();
-            let msg = para.join(" ");
+            let mut msg = para.join(" ");
+            for tip in text.lines().filter_map(|l| l.trim().strip_prefix("tip: ")) {
+                msg = format!("{msg}; {tip}");
+            }
             let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
             return Err(usage(format!("{msg} (see --help)")));
         }
