@@ -52,6 +52,7 @@ mod semaphore;
 pub mod signals;
 mod store;
 mod sys;
+pub mod userdb;
 
 pub use error::{Error, ErrorKind, Result};
 pub use inventory::{inspect, list, prune, Entry, Pruned, State};

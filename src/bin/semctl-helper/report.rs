@@ -86,9 +86,9 @@ fn printable(s: &str) -> String {
 
 /// "root (uid 0)", or "uid 1234" when the password database has no such user.
 fn user(uid: u32) -> String {
-    match nix::unistd::User::from_uid(uid.into()) {
-        Ok(Some(u)) => format!("{} (uid {uid})", u.name),
-        _ => format!("uid {uid}"),
+    match sem::userdb::user_name(uid) {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
     }
 }
 
