@@ -452,3 +452,37 @@ in_passwd_home() {
 	run sem_peek "$D/s"
 	assert_output 2
 }
+
+# --- permission messages say why ---
+
+@test "permission messages name the owner, group and mode, and who you are" {
+	reachable_by_nobody
+	mkdir "$D/pub"
+	chmod 1777 "$D/pub"
+	local you='you are uid 65534 (nobody)'
+	grep -q '^nobody:' /etc/passwd || you='you are uid 65534'
+	# The set's mode.
+	sem_init "$D/pub/s" 1 0600
+	chmod 644 "$D/pub/s"
+	run --separate-stderr as_nobody "$HELPER" peek "$D/pub/s"
+	assert_failure 4
+	assert_one_line_stderr
+	assert_equal "$stderr" "semctl-helper: peek: $D/pub/s: permission denied: the semaphore belongs to uid 0 (root), group 0 (root), mode 0600; $you, group 65534"
+	# The record file.
+	chmod 600 "$D/pub/s"
+	run --separate-stderr as_nobody "$HELPER" post "$D/pub/s"
+	assert_failure 4
+	assert_equal "$stderr" "semctl-helper: post: $D/pub/s: permission denied: the record file belongs to uid 0 (root), group 0 (root), mode 0600; $you, group 65534"
+	# A directory init can't write in.
+	run --separate-stderr as_nobody "$HELPER" init "$D/new" 1
+	assert_failure 4
+	assert_equal "$stderr" "semctl-helper: init: $D/new: permission denied: cannot create the record: its directory belongs to uid 0 (root), group 0 (root), mode 0755; $you, group 65534"
+	# A directory destroy can't write in.
+	as_nobody "$HELPER" init "$D/pub/n" 1
+	chmod 755 "$D/pub"
+	run --separate-stderr as_nobody "$HELPER" destroy "$D/pub/n"
+	assert_failure 4
+	assert_equal "$stderr" "semctl-helper: destroy: $D/pub/n: permission denied: cannot remove the record: its directory belongs to uid 0 (root), group 0 (root), mode 0755; $you, group 65534"
+	chmod 1777 "$D/pub"
+	[[ -f $D/pub/n ]]
+}

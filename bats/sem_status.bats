@@ -193,3 +193,18 @@ record_key() {
 	assert_failure 1
 	assert_one_line_stderr
 }
+
+@test "status of a semaphore whose mode keeps the caller out says whose it is; list says no-access" {
+	reachable_by_nobody
+	sem_init "$D/s" 1
+	# A readable record whose set's mode (0600) keeps uid 65534 out.
+	chmod 644 "$D/s"
+	run --separate-stderr as_nobody "$HELPER" status "$D/s"
+	assert_failure 4
+	assert_one_line_stderr
+	[[ $stderr == *"permission denied: the semaphore belongs to uid 0 (root), group 0 (root), mode 0600; you are uid 65534"* ]] ||
+		fail "$stderr"
+	run --separate-stderr as_nobody "$HELPER" list --json "$D"
+	assert_success
+	json_is "$output" "d[0]['state'] == 'no-access' and d[0]['access'] is False and 'belongs to uid 0' in d[0]['reason']"
+}

@@ -45,6 +45,7 @@ mod error;
 mod inventory;
 mod lifecycle;
 mod name;
+mod namespace;
 pub mod parse;
 pub mod process;
 mod record;
@@ -55,8 +56,8 @@ mod sys;
 pub mod userdb;
 
 pub use error::{Error, ErrorKind, Result};
-pub use inventory::{inspect, list, prune, Entry, Pruned, State};
-pub use lifecycle::{destroy, init};
+pub use inventory::{inspect, list, prune, Entry, Pruned, Pruning, State};
+pub use lifecycle::{destroy, init, init_with, InitOptions};
 pub use name::Name;
 pub use parse::{Timeout, MAX_VALUE};
 pub use semaphore::{examine, Examined, Semaphore, Status};

@@ -6,13 +6,19 @@
 //! `flock` of the stale file and re-checks under it that the name still refers to that
 //! file, so of N concurrent reclaimers exactly one replaces it and the others see a live
 //! record on their next look. `destroy` uses the same lock.
+//!
+//! A record of another IPC namespace of this boot (containers sharing a directory) may name
+//! a set that is live there: init refuses it, unless its owner asks to replace it
+//! (`force`), and destroy refuses it. Its set is not ours to remove from here; it lives
+//! until its namespace ends.
 
 use nix::errno::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::inventory::Pruning;
 use crate::name::Name;
 use crate::record::{Origin, Record};
-use crate::semaphore::{random_u32, verify, Verdict};
+use crate::semaphore::{other_namespace, random_u32, verify, Verdict};
 use crate::store::{Dir, Found};
 use crate::sys::{self, Key, SemId};
 
@@ -90,21 +96,39 @@ fn file_mode(mode: u32) -> u32 {
     m
 }
 
+/// How [`init_with`] may create a semaphore.
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    /// Replace a record of the caller's that another IPC namespace of this boot made (its
+    /// set lives on there until that namespace ends). Never a live record of this
+    /// namespace, never another user's record.
+    pub force: bool,
+}
+
 /// Create the semaphore `name` with `value` and set permissions `mode`.
 ///
 /// A stale record owned by the caller is reclaimed: replaced by the new semaphore. Nothing
 /// is left behind on failure: no file and no kernel set.
 ///
 /// # Errors
-/// [`ErrorKind::AlreadyExists`] when a live semaphore, a stale record of another user, or
-/// anything that isn't a record stands at the name; [`ErrorKind::NotFound`] when the
-/// parent directory is missing; [`ErrorKind::PermissionDenied`] when it isn't writable;
-/// [`ErrorKind::OutOfRange`] at the kernel's limits.
+/// [`ErrorKind::AlreadyExists`] when a live semaphore, a stale record of another user, a
+/// record of another IPC namespace, or anything that isn't a record stands at the name;
+/// [`ErrorKind::NotFound`] when the parent directory is missing;
+/// [`ErrorKind::PermissionDenied`] when it isn't writable; [`ErrorKind::OutOfRange`] at
+/// the kernel's limits.
 pub fn init(name: &Name, value: u16, mode: u32) -> Result<()> {
-    init_in(name, value, mode).map_err(|e| e.at(name.path()))
+    init_with(name, value, mode, &InitOptions::default())
 }
 
-fn init_in(name: &Name, value: u16, mode: u32) -> Result<()> {
+/// [`init`] with options: replace a record of another IPC namespace.
+///
+/// # Errors
+/// As for [`init`].
+pub fn init_with(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
+    init_in(name, value, mode, opts).map_err(|e| e.at(name.path()))
+}
+
+fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -121,7 +145,26 @@ fn init_in(name: &Name, value: u16, mode: u32) -> Result<()> {
                         format!("a stale record of uid {} stands at the name; only its owner can reclaim it", file.uid()),
                     ))
                 }
-                Verdict::Stale(_) => Some(file),
+                Verdict::OtherNamespace { ipcns, .. } if file.uid() != euid => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "{}; use it from there (only its owner, uid {}, can replace it here)",
+                            other_namespace(ipcns, origin.ipcns),
+                            file.uid()
+                        ),
+                    ))
+                }
+                Verdict::OtherNamespace { ipcns, .. } if !opts.force => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "{}; use it from there, or replace it here with init --force (its set lives on there until that namespace ends)",
+                            other_namespace(ipcns, origin.ipcns)
+                        ),
+                    ))
+                }
+                Verdict::Stale(_) | Verdict::OtherNamespace { .. } => Some(file),
             },
         };
         let mut set = NewSet::create(value, mode, &origin)?;
@@ -228,6 +271,15 @@ fn destroy_in(name: &Name) -> Result<()> {
                     }
                 }
             }
+            Verdict::OtherNamespace { ipcns, .. } => {
+                return Err(Error::new(
+                    ErrorKind::OtherNamespace,
+                    format!(
+                        "{}; destroy it from there, or replace it here with init --force",
+                        other_namespace(ipcns, origin.ipcns)
+                    ),
+                ))
+            }
             Verdict::Stale(_) => {}
         }
         return dir.unlink(&file);
@@ -238,14 +290,16 @@ fn destroy_in(name: &Name) -> Result<()> {
     ))
 }
 
-/// Remove `name` if it is a stale record owned by the caller, returning why it was stale;
-/// leave anything else alone (`Ok(None)`). Uses the same lock as [`destroy`], and
-/// re-verifies under it, so a name re-initialised meanwhile is never touched.
+/// Remove `name` if it is a stale record owned by the caller (one of an IPC namespace
+/// that is provably gone included), saying why it was stale; keep, saying why, one of
+/// another namespace that we can't tell is gone; leave anything else alone (`Ok(None)`).
+/// Uses the same lock as [`destroy`], and re-verifies under it, so a name re-initialised
+/// meanwhile is never touched.
 ///
 /// # Errors
 /// [`ErrorKind::PermissionDenied`] when the directory isn't writable; lock and system
 /// errors.
-pub(crate) fn prune_one(name: &Name) -> Result<Option<String>> {
+pub(crate) fn prune_one(name: &Name) -> Result<Option<Pruning>> {
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -261,9 +315,12 @@ pub(crate) fn prune_one(name: &Name) -> Result<Option<String>> {
         Verdict::Stale(why) => {
             dir.check_writable()?;
             dir.unlink(&file)?;
-            Ok(Some(why))
+            Ok(Some(Pruning::Removed(why)))
         }
-        Verdict::Live { .. } | Verdict::NotARecord(_) => Ok(None),
+        Verdict::OtherNamespace { ipcns, seen: false } => Ok(Some(Pruning::Kept(format!(
+            "its IPC namespace ipc:[{ipcns}] may still be in use"
+        )))),
+        Verdict::Live { .. } | Verdict::OtherNamespace { .. } | Verdict::NotARecord(_) => Ok(None),
     }
 }
 

@@ -8,11 +8,12 @@ use crate::exit_codes;
 
 /// One parsed invocation.
 pub enum Invocation {
-    /// `init NAME VALUE [MODE]`
+    /// `init [--force] NAME VALUE [MODE]`
     Init {
         name: OsString,
         value: OsString,
         mode: Option<OsString>,
+        force: bool,
     },
     /// `post NAME [N]`
     Post {
@@ -112,7 +113,13 @@ pub fn command() -> Command {
                 .arg(positional(
                     "MODE",
                     "Octal permissions of the kernel set, e.g. 0660",
-                )),
+                ))
+                .arg(
+                    Arg::new("force")
+                        .long("force")
+                        .help("Replace your own record made in another IPC namespace (its set lives on there)")
+                        .action(clap::ArgAction::SetTrue),
+                ),
         )
         .subcommand(
             Command::new("post")
@@ -245,6 +252,7 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
             name,
             value: take(&mut a, "VALUE").expect("VALUE is required"),
             mode: take(&mut a, "MODE"),
+            force: a.get_flag("force"),
         },
         "post" => Invocation::Post {
             name,

@@ -95,13 +95,19 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
     // that the exit status always tells what really happened.
     signals::defer_stop_signals()?;
     match inv {
-        Invocation::Init { name, value, mode } => {
+        Invocation::Init {
+            name,
+            value,
+            mode,
+            force,
+        } => {
             let value = sem::parse::value(&utf8(value, "value")?)?;
             let mode = match mode {
                 Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
                 None => 0o600,
             };
-            sem::init(&Name::resolve(&name)?, value, mode)?;
+            let opts = sem::InitOptions { force };
+            sem::init_with(&Name::resolve(&name)?, value, mode, &opts)?;
         }
         Invocation::Post { name, count } => {
             let n = match count {
