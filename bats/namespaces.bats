@@ -177,7 +177,7 @@ d = json.loads(sys.argv[1])
 assert d["state"] == "other-namespace", d
 assert d["ipcns"] == int(sys.argv[2]), d
 assert d["stale"] is False and d["access"] is False, d
-assert d["value"] is None, d
+assert d["value"] is None and d["group"] is None, d
 assert "another IPC namespace" in d["reason"], d
 ' "$output" "$a" || fail "unexpected JSON: $output"
 	run --separate-stderr unshare --ipc "$HELPER" list "$D"

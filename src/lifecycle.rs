@@ -14,7 +14,7 @@
 
 use nix::errno::Errno;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{kind_of, Error, ErrorKind, Result};
 use crate::inventory::Pruning;
 use crate::name::Name;
 use crate::record::{Origin, Record};
@@ -33,8 +33,8 @@ struct NewSet {
 }
 
 impl NewSet {
-    /// Create a set with a fresh random key and set its value.
-    fn create(value: u16, mode: u32, origin: &Origin) -> Result<NewSet> {
+    /// Create a set with a fresh random key, set its value and, if asked, its group.
+    fn create(value: u16, mode: u32, group: Option<u32>, origin: &Origin) -> Result<NewSet> {
         for _ in 0..64 {
             // Keys are random so that a stale record's key is unlikely ever to be taken
             // again; the non-zero check keeps clear of IPC_PRIVATE.
@@ -65,6 +65,16 @@ impl NewSet {
             };
             sys::set_val(id, i32::from(value))
                 .map_err(|e| Error::sys(ErrorKind::Other, "cannot set the initial value", e))?;
+            if let Some(gid) = group {
+                // The kernel lets the owner give the set any group; init_in has checked
+                // that the caller may choose this one.
+                let mut ds = sys::stat(id)
+                    .map_err(|e| Error::sys(ErrorKind::Other, "cannot examine the new set", e))?;
+                ds.sem_perm.gid = gid;
+                sys::set_perm(id, &ds).map_err(|e| {
+                    Error::sys(kind_of(e), "cannot set the group of the new set", e)
+                })?;
+            }
             return Ok(set);
         }
         Err(Error::new(
@@ -103,6 +113,9 @@ pub struct InitOptions {
     /// set lives on there until that namespace ends). Never a live record of this
     /// namespace, never another user's record.
     pub force: bool,
+    /// The group of the kernel set and of the record file, instead of the caller's
+    /// effective group. A caller other than root must be a member.
+    pub group: Option<u32>,
 }
 
 /// Create the semaphore `name` with `value` and set permissions `mode`.
@@ -120,15 +133,37 @@ pub fn init(name: &Name, value: u16, mode: u32) -> Result<()> {
     init_with(name, value, mode, &InitOptions::default())
 }
 
-/// [`init`] with options: replace a record of another IPC namespace.
+/// [`init`] with options: replace a record of another IPC namespace, choose the group.
 ///
 /// # Errors
-/// As for [`init`].
+/// As for [`init`]; [`ErrorKind::PermissionDenied`] when a caller other than root asks
+/// for a group it is not a member of (nothing is created).
 pub fn init_with(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
     init_in(name, value, mode, opts).map_err(|e| e.at(name.path()))
 }
 
+/// Refuse a group the caller may not give away: root may choose any; anyone else only
+/// its effective group or one of its supplementary groups (the kernel itself would let a
+/// set's owner choose any group at all).
+fn check_group(gid: u32) -> Result<()> {
+    if nix::unistd::geteuid().is_root() || nix::unistd::getegid().as_raw() == gid {
+        return Ok(());
+    }
+    let groups = nix::unistd::getgroups()
+        .map_err(|e| Error::sys(ErrorKind::Other, "cannot read your groups", e))?;
+    if groups.iter().any(|g| g.as_raw() == gid) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::PermissionDenied,
+        format!("you are not a member of {}", crate::error::gid_text(gid)),
+    ))
+}
+
 fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
+    if let Some(gid) = opts.group {
+        check_group(gid)?;
+    }
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -167,7 +202,7 @@ fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()>
                 Verdict::Stale(_) | Verdict::OtherNamespace { .. } => Some(file),
             },
         };
-        let mut set = NewSet::create(value, mode, &origin)?;
+        let mut set = NewSet::create(value, mode, opts.group, &origin)?;
         let line = set.record.to_string();
         if let Some(file) = &stale {
             file.lock()?;
@@ -176,7 +211,7 @@ fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()>
             }
             dir.unlink(file)?;
         }
-        match dir.publish(line.as_bytes(), file_mode(mode)) {
+        match dir.publish(line.as_bytes(), file_mode(mode), opts.group) {
             Ok(()) => {
                 set.published = true;
                 return Ok(());

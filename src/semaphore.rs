@@ -505,6 +505,8 @@ pub struct Status {
     pub changed: i64,
     /// The owner's uid.
     pub owner: u32,
+    /// The set's group.
+    pub group: u32,
     /// The set's permission bits.
     pub mode: u32,
 }
@@ -532,6 +534,7 @@ impl Semaphore {
             last_op,
             changed: ds.sem_ctime,
             owner: ds.sem_perm.uid,
+            group: ds.sem_perm.gid,
             mode: u32::from(ds.sem_perm.mode) & 0o777,
         })
     }

@@ -263,16 +263,16 @@ impl<'a> Dir<'a> {
             .map_err(|e| self.err(kind_of(e), "cannot remove the record", e))
     }
 
-    /// Create the name holding `contents` with permissions `mode`, atomically: the name
-    /// appears complete or not at all.
+    /// Create the name holding `contents` with permissions `mode` and, if given, group
+    /// `group`, atomically: the name appears complete or not at all.
     ///
     /// # Errors
     /// [`ErrorKind::AlreadyExists`] when something already stands at the name;
     /// [`ErrorKind::PermissionDenied`] when the directory is not writable.
-    pub(crate) fn publish(&self, contents: &[u8], mode: u32) -> Result<()> {
-        match self.publish_unnamed(contents, mode) {
+    pub(crate) fn publish(&self, contents: &[u8], mode: u32, group: Option<u32>) -> Result<()> {
+        match self.publish_unnamed(contents, mode, group) {
             Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT) => {
-                self.publish_via_temp_name(contents, mode)
+                self.publish_via_temp_name(contents, mode, group)
             }
             r => r.map_err(|e| self.publish_error(e)),
         }
@@ -295,10 +295,15 @@ impl<'a> Dir<'a> {
     }
 
     /// Write to an `O_TMPFILE` and link it into place through /proc/self/fd.
-    fn publish_unnamed(&self, contents: &[u8], mode: u32) -> std::result::Result<(), Errno> {
+    fn publish_unnamed(
+        &self,
+        contents: &[u8],
+        mode: u32,
+        group: Option<u32>,
+    ) -> std::result::Result<(), Errno> {
         let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::openat(&self.fd, ".", flags, Mode::from_bits_truncate(0o600))?;
-        fill(&fd, contents, mode)?;
+        fill(&fd, contents, mode, group)?;
         let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         nix::unistd::linkat(
             nix::fcntl::AT_FDCWD,
@@ -313,7 +318,7 @@ impl<'a> Dir<'a> {
 
     /// The fallback where `O_TMPFILE` is unsupported: a uniquely named temporary file,
     /// linked to the name and then removed.
-    fn publish_via_temp_name(&self, contents: &[u8], mode: u32) -> Result<()> {
+    fn publish_via_temp_name(&self, contents: &[u8], mode: u32, group: Option<u32>) -> Result<()> {
         let mut tmp = OsString::from(".sem-tmp.");
         tmp.push(format!(
             "{}.{:08x}",
@@ -329,7 +334,7 @@ impl<'a> Dir<'a> {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| self.publish_error(e))?;
-        let linked = fill(&fd, contents, mode).and_then(|()| {
+        let linked = fill(&fd, contents, mode, group).and_then(|()| {
             nix::unistd::linkat(
                 &self.fd,
                 tmp.as_os_str(),
@@ -343,10 +348,20 @@ impl<'a> Dir<'a> {
     }
 }
 
-/// Write `contents` and set the final permissions (explicitly, whatever the umask).
-fn fill(fd: &OwnedFd, contents: &[u8], mode: u32) -> std::result::Result<(), Errno> {
+/// Write `contents`, give the file `group` if asked (so that the group-read bit of `mode`
+/// means the set's group), and set the final permissions (explicitly, whatever the umask;
+/// after the chown, which may clear mode bits).
+fn fill(
+    fd: &OwnedFd,
+    contents: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> std::result::Result<(), Errno> {
     let mut f: &File = &File::from(fd.try_clone().map_err(|e| io_errno(&e))?);
     f.write_all(contents).map_err(|e| io_errno(&e))?;
+    if let Some(gid) = group {
+        nix::unistd::fchown(fd.as_fd(), None, Some(nix::unistd::Gid::from_raw(gid)))?;
+    }
     nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
 }
 

@@ -60,7 +60,7 @@ fn json(e: &Entry) -> String {
     );
     let unknown = |stale: bool, access: bool, why: &str| {
         format!(
-            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":{stale},\"access\":{access},\"reason\":{}{tail}}}",
+            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":{stale},\"access\":{access},\"reason\":{}{tail},\"group\":null}}",
             e.owner,
             e.id,
             json_str(why)
@@ -68,7 +68,7 @@ fn json(e: &Entry) -> String {
     };
     match &e.state {
         State::Live(s) => format!(
-            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null{tail}}}",
+            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null{tail},\"group\":{}}}",
             s.value,
             s.waiters,
             s.zero_waiters,
@@ -77,7 +77,8 @@ fn json(e: &Entry) -> String {
             s.changed,
             s.owner,
             s.mode,
-            e.id
+            e.id,
+            s.group
         ),
         State::Stale(why) => unknown(true, true, why),
         State::NoAccess(why) => unknown(false, false, why),
@@ -105,6 +106,14 @@ fn user(uid: u32) -> String {
     match sem::userdb::user_name(uid) {
         Some(n) => format!("{n} (uid {uid})"),
         None => format!("uid {uid}"),
+    }
+}
+
+/// "root (gid 0)", or "gid 1234" when the group database has no such group.
+fn group(gid: u32) -> String {
+    match sem::userdb::group_name(gid) {
+        Some(n) => format!("{n} (gid {gid})"),
+        None => format!("gid {gid}"),
     }
 }
 
@@ -137,10 +146,11 @@ fn text(e: &Entry) -> String {
                 _ => "none yet".into(),
             };
             format!(
-                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, mode {:04o}\n  kernel:   {kernel}\n",
+                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, group {}, mode {:04o}\n  kernel:   {kernel}\n",
                 s.value,
                 s.waiters,
                 user(s.owner),
+                group(s.group),
                 s.mode
             )
         }
