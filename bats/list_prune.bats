@@ -78,6 +78,7 @@ others_dir() {
 	json_is "$output" "d[0]['value'] == 2 and d[0]['waiters'] == 0 and d[0]['stale'] is False and d[0]['mode'] == '0660'"
 	json_is "$output" "d[0]['id'] == $(set_id "$D/a") and d[0]['owner'] == $(id -u)"
 	json_is "$output" "d[1]['stale'] is True and d[1]['value'] is None and d[1]['id'] == $(set_id "$D/c")"
+	json_is "$output" "[e['state'] for e in d] == ['live', 'stale'] and all(type(e['ipcns']) is int for e in d)"
 }
 
 @test "list of a directory with no records prints nothing (--json: [])" {

@@ -452,3 +452,153 @@ in_passwd_home() {
 	run sem_peek "$D/s"
 	assert_output 2
 }
+
+# --- the set's group: sem_init --group GROUP ---
+
+# other_group: a group of /etc/group other than root's, by name, in GROUP_NAME and GROUP_ID.
+other_group() {
+	local line
+	line=$(awk -F: '$3 != 0 && $3 != 65534 { print $1 ":" $3; exit }' /etc/group)
+	[[ -n $line ]] || skip "no group in /etc/group other than root's and nogroup"
+	GROUP_NAME=${line%%:*}
+	GROUP_ID=${line##*:}
+}
+
+# as_uid GROUPS CMD...: run CMD as uid 65534 with primary group 65534 and the
+# supplementary GROUPS (comma-separated; empty: none).
+as_uid() {
+	local groups=$1
+	shift
+	if [[ -n $groups ]]; then
+		setpriv --reuid=65534 --regid=65534 --groups="$groups" -- "$@"
+	else
+		setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+	fi
+}
+
+@test "sem_init --group G 0660: a second uid in G uses it, one outside G is refused and told why" {
+	reachable_by_nobody
+	other_group
+	run --separate-stderr sem_init --group "$GROUP_NAME" "$D/s" 1 0660
+	assert_success
+	assert_silent
+	# The record file has the group too, so its group-read bit means G.
+	assert_equal "$(stat -c '%g %a' "$D/s")" "$GROUP_ID 640"
+	run "$HELPER" status --json "$D/s"
+	assert_success
+	[[ $output == *"\"group\":$GROUP_ID"* ]] || fail "$output"
+	# uid 65534 in G (a supplementary group).
+	run --separate-stderr as_uid "$GROUP_ID" bash -c 'source "$REPO_ROOT/sh/sem.sh"; sem_post "$1" && sem_peek "$1"' _ "$D/s"
+	assert_success
+	assert_output 2
+	# uid 65534 outside G: refused, and SEM_VERBOSE says whose it is and who you are.
+	run --separate-stderr as_uid '' bash -c 'source "$REPO_ROOT/sh/sem.sh"; sem_post "$1"' _ "$D/s"
+	assert_failure 1
+	assert_silent
+	run --separate-stderr as_uid '' "$HELPER" post "$D/s"
+	assert_failure 4
+	assert_one_line_stderr
+	# Root's own primary group is no longer the set's group either.
+	run --separate-stderr setpriv --reuid=65534 --regid=0 --clear-groups -- "$HELPER" post "$D/s"
+	assert_failure 4
+	run sem_peek "$D/s"
+	assert_output 2
+}
+
+@test "sem_init -g takes a numeric gid; init --group after the arguments works too" {
+	run --separate-stderr sem_init -g 4321 "$D/s" 1 0660
+	assert_success
+	assert_silent
+	assert_equal "$(stat -c %g "$D/s")" 4321
+	run --separate-stderr "$HELPER" init "$D/t" 1 0660 --group 4322
+	assert_success
+	run "$HELPER" status --json "$D/t"
+	[[ $output == *'"group":4322'* ]] || fail "$output"
+	run "$HELPER" status "$D/t"
+	assert_output --regexp $'\n  owner: +root \\(uid 0\\), group gid 4322, mode 0660\n'
+}
+
+@test "sem_init with a bad group fails with one line, leaving nothing" {
+	local g
+	for g in no-such-group-here '' -1 4294967295 99999999999 ' 12' 1x; do
+		assert_init_fails --group "$g" "$D/s" 1
+		run --separate-stderr "$HELPER" init --group "$g" "$D/s" 1
+		assert_failure 2
+		assert_one_line_stderr
+		[[ ! -e $D/s ]]
+	done
+}
+
+@test "sem_init --group of a group the caller isn't in (not root): 4, one line, nothing left" {
+	reachable_by_nobody
+	mkdir "$D/pub"
+	chmod 1777 "$D/pub"
+	run --separate-stderr as_uid '' "$HELPER" init --group 0 "$D/pub/s" 1 0660
+	assert_failure 4
+	assert_one_line_stderr
+	[[ $stderr == *"you are not a member of group 0"* ]] || fail "$stderr"
+	[[ ! -e $D/pub/s ]]
+	run --separate-stderr as_uid '' bash -c 'source "$REPO_ROOT/sh/sem.sh"; sem_init --group 4321 "$1" 1 0660' _ "$D/pub/s"
+	assert_failure 1
+	assert_one_line_stderr
+	[[ ! -e $D/pub/s ]]
+	# A member may: a supplementary group, or its own.
+	run --separate-stderr as_uid 4321 "$HELPER" init --group 4321 "$D/pub/s" 1 0660
+	assert_success
+	assert_equal "$(stat -c '%u %g' "$D/pub/s")" "65534 4321"
+	run --separate-stderr as_uid '' "$HELPER" init --group 65534 "$D/pub/t" 1
+	assert_success
+}
+
+@test "sem_init's options: --force and --group before NAME; a NAME that looks like one still works" {
+	run --separate-stderr sem_init --force --group 0 -- "$D/s" 1
+	assert_success
+	assert_silent
+	# --force never replaces a live semaphore of this namespace.
+	run --separate-stderr sem_init --force "$D/s" 2
+	assert_failure 1
+	assert_one_line_stderr
+	run sem_peek "$D/s"
+	assert_output 1
+	# With only NAME and VALUE left, a leading dash is a NAME, as it always was.
+	run --separate-stderr sem_init --force 3
+	assert_success
+	assert [ -f "$HOME/--force" ]
+	run --separate-stderr sem_init --group "$D/t"
+	assert_failure 1
+	assert_one_line_stderr
+}
+
+# --- permission messages say why ---
+
+@test "permission messages name the owner, group and mode, and who you are" {
+	reachable_by_nobody
+	mkdir "$D/pub"
+	chmod 1777 "$D/pub"
+	local you='you are uid 65534 (nobody)'
+	grep -q '^nobody:' /etc/passwd || you='you are uid 65534'
+	# The set's mode.
+	sem_init "$D/pub/s" 1 0600
+	chmod 644 "$D/pub/s"
+	run --separate-stderr as_nobody "$HELPER" peek "$D/pub/s"
+	assert_failure 4
+	assert_one_line_stderr
+	assert_equal "$stderr" "semctl-helper: peek: $D/pub/s: permission denied: the semaphore belongs to uid 0 (root), group 0 (root), mode 0600; $you, group 65534"
+	# The record file.
+	chmod 600 "$D/pub/s"
+	run --separate-stderr as_nobody "$HELPER" post "$D/pub/s"
+	assert_failure 4
+	assert_equal "$stderr" "semctl-helper: post: $D/pub/s: permission denied: the record file belongs to uid 0 (root), group 0 (root), mode 0600; $you, group 65534"
+	# A directory init can't write in.
+	run --separate-stderr as_nobody "$HELPER" init "$D/new" 1
+	assert_failure 4
+	assert_equal "$stderr" "semctl-helper: init: $D/new: permission denied: cannot create the record: its directory belongs to uid 0 (root), group 0 (root), mode 0755; $you, group 65534"
+	# A directory destroy can't write in.
+	as_nobody "$HELPER" init "$D/pub/n" 1
+	chmod 755 "$D/pub"
+	run --separate-stderr as_nobody "$HELPER" destroy "$D/pub/n"
+	assert_failure 4
+	assert_equal "$stderr" "semctl-helper: destroy: $D/pub/n: permission denied: cannot remove the record: its directory belongs to uid 0 (root), group 0 (root), mode 0755; $you, group 65534"
+	chmod 1777 "$D/pub"
+	[[ -f $D/pub/n ]]
+}

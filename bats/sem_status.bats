@@ -193,3 +193,38 @@ record_key() {
 	assert_failure 1
 	assert_one_line_stderr
 }
+
+@test "status shows the set's group: text 'owner: U, group G, mode M'; JSON group, state, ipcns" {
+	sem_init --group 4321 "$D/s" 1 0660
+	run --separate-stderr sem_status "$D/s"
+	assert_success
+	assert_output --regexp $'\n  owner: +root \\(uid 0\\), group gid 4321, mode 0660\n'
+	sem_init "$D/r" 1
+	run --separate-stderr sem_status "$D/r"
+	assert_output --regexp $'\n  owner: +root \\(uid 0\\), group root \\(gid 0\\), mode 0600\n'
+	run --separate-stderr "$HELPER" status --json "$D/s"
+	assert_success
+	json_is "$output" "d['group'] == 4321 and d['state'] == 'live'"
+	json_is "$output" "d['ipcns'] == $(readlink /proc/self/ns/ipc | tr -dc 0-9)"
+	# A stale record: state stale, its recorded namespace, no group.
+	ipcrm -s "$(set_id "$D/s")"
+	run --separate-stderr "$HELPER" status --json "$D/s"
+	assert_failure 3
+	json_is "$output" "d['state'] == 'stale' and d['group'] is None and d['stale'] is True"
+	json_is "$output" "d['ipcns'] == $(sed -n 's/.* ipcns=\([0-9]*\)$/\1/p' "$D/s")"
+}
+
+@test "status of a semaphore whose mode keeps the caller out says whose it is; list says no-access" {
+	reachable_by_nobody
+	sem_init "$D/s" 1
+	# A readable record whose set's mode (0600) keeps uid 65534 out.
+	chmod 644 "$D/s"
+	run --separate-stderr as_nobody "$HELPER" status "$D/s"
+	assert_failure 4
+	assert_one_line_stderr
+	[[ $stderr == *"permission denied: the semaphore belongs to uid 0 (root), group 0 (root), mode 0600; you are uid 65534"* ]] ||
+		fail "$stderr"
+	run --separate-stderr as_nobody "$HELPER" list --json "$D"
+	assert_success
+	json_is "$output" "d[0]['state'] == 'no-access' and d[0]['access'] is False and 'belongs to uid 0' in d[0]['reason']"
+}

@@ -3,7 +3,8 @@
 # sem.sh: counting semaphores for bash scripts.
 #
 #   source sem.sh
-#   sem_init  NAME VALUE [MODE]   create NAME with VALUE (0..32767), MODE octal (0600)
+#   sem_init [--group G] [--force] NAME VALUE [MODE]
+#                                 create NAME with VALUE (0..32767), MODE octal (0600)
 #   sem_post  NAME [N]            add N (default 1), waking as many waiters
 #   sem_wait  NAME [TIMEOUT]      take one, sleeping until one is posted (TIMEOUT seconds)
 #   sem_trywait NAME              take one if one is there now
@@ -168,18 +169,43 @@ _sem_usage() {
 	return 0
 }
 
-# sem_init NAME VALUE [MODE]
+# sem_init [--group GROUP] [--force] NAME VALUE [MODE]
 #   Create semaphore NAME with counter VALUE (decimal digits, 0..32767). MODE is the
 #   kernel set's octal permissions, default 0600 (0660 lets the group use it).
+#   Options, before NAME: --group GROUP (-g) gives the set and its file that group (a
+#   name or gid; one of yours unless you are root); --force replaces your own record
+#   made in another IPC namespace. `--` ends the options.
 #   Returns: 0 on success; 1 on any failure, leaving no file and no kernel set.
 #   Stdout:  nothing.
 #   Stderr:  one line saying why, on failure.
 sem_init() {
+	local -a _sem_opts=()
+	# An option is one only while NAME and VALUE still follow it, so that the names a
+	# plain `sem_init NAME VALUE` always took (`sem_init -g 1`) keep working.
+	while (($# > 2)); do
+		case $1 in
+		--force) _sem_opts+=(--force) ;;
+		--group | -g)
+			if (($# < 4)); then
+				break
+			fi
+			_sem_opts+=(--group "$2")
+			shift
+			;;
+		--group=*) _sem_opts+=(--group "${1#--group=}") ;;
+		--)
+			shift
+			break
+			;;
+		*) break ;;
+		esac
+		shift
+	done
 	if (($# < 2 || $# > 3)); then
-		_sem_usage 0 "sem_init NAME VALUE [MODE]"
+		_sem_usage 0 "sem_init [--group GROUP] [--force] NAME VALUE [MODE]"
 		return 1
 	fi
-	if _sem_call 0 init -- "$@"; then
+	if _sem_call 0 init "${_sem_opts[@]}" -- "$@"; then
 		return 0
 	fi
 	return 1

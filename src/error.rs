@@ -21,6 +21,9 @@ pub enum ErrorKind {
     /// The name's record is stale (its kernel set is gone or was replaced), untrusted,
     /// or something other than a semaphore record stands at the name.
     Stale,
+    /// The record names a set in another IPC namespace of this boot, which may be live
+    /// there: it can't be used from here, and `init` won't reclaim it without `--force`.
+    OtherNamespace,
     /// The set was removed while we waited on it.
     Removed,
     /// The caller lacks permission on the file or on the kernel set.
@@ -90,6 +93,61 @@ impl Error {
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
+
+    /// What failed, without the name and the errno.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// "uid 0 (root)", or "uid 1234" when the password database has no such user.
+pub(crate) fn uid_text(uid: u32) -> String {
+    match crate::userdb::user_name(uid) {
+        Some(n) => format!("uid {uid} ({n})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// "group 0 (root)", or "group 1234" when the group database has no such group.
+pub(crate) fn gid_text(gid: u32) -> String {
+    match crate::userdb::group_name(gid) {
+        Some(n) => format!("group {gid} ({n})"),
+        None => format!("group {gid}"),
+    }
+}
+
+/// Who the caller is, for a permission message: "uid 65534 (nobody), group 65534", with
+/// the supplementary groups when there are any: "uid 1000 (al), groups 1000, 27".
+pub(crate) fn caller_text() -> String {
+    let egid = nix::unistd::getegid().as_raw();
+    let mut groups = vec![egid];
+    for g in nix::unistd::getgroups().unwrap_or_default() {
+        if !groups.contains(&g.as_raw()) {
+            groups.push(g.as_raw());
+        }
+    }
+    let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+    format!(
+        "{}, group{} {}",
+        uid_text(nix::unistd::geteuid().as_raw()),
+        if list.len() > 1 { "s" } else { "" },
+        list.join(", ")
+    )
+}
+
+/// A permission error that says why: whose `what` is, with what mode, and who we are.
+/// `what` reads as the subject of "belongs to": "the semaphore", "its directory".
+pub(crate) fn denied(what: &str, uid: u32, gid: u32, mode: u32) -> Error {
+    Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "permission denied: {what} belongs to {}, {}, mode {:04o}; you are {}",
+            uid_text(uid),
+            gid_text(gid),
+            mode & 0o7777,
+            caller_text()
+        ),
+    )
 }
 
 impl fmt::Display for Error {
@@ -119,7 +177,10 @@ impl From<Error> for io::Error {
             ErrorKind::WouldBlock => io::ErrorKind::WouldBlock,
             ErrorKind::TimedOut => io::ErrorKind::TimedOut,
             ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
-            ErrorKind::NotFound | ErrorKind::Stale | ErrorKind::Removed => io::ErrorKind::NotFound,
+            ErrorKind::NotFound
+            | ErrorKind::Stale
+            | ErrorKind::OtherNamespace
+            | ErrorKind::Removed => io::ErrorKind::NotFound,
             ErrorKind::PermissionDenied | ErrorKind::NotOwner => io::ErrorKind::PermissionDenied,
             ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
             ErrorKind::Interrupted => io::ErrorKind::Interrupted,

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::lifecycle::prune_one;
 use crate::name::Name;
+use crate::record::Origin;
 use crate::semaphore::{examine, Examined, Status};
 
 /// What a record's name stands for now.
@@ -15,8 +16,12 @@ pub enum State {
     Live(Status),
     /// A stale or untrusted record; the text says why.
     Stale(String),
-    /// A live-looking record whose set's mode keeps the caller out.
-    NoAccess,
+    /// A live-looking record whose set's mode keeps the caller out; the text says whose
+    /// it is and who the caller is.
+    NoAccess(String),
+    /// A record of this boot from another IPC namespace, whose set may be live there; the
+    /// text names both namespaces.
+    OtherNamespace(String),
 }
 
 /// One record and its state.
@@ -30,7 +35,9 @@ pub struct Entry {
     pub id: i32,
     /// The record file's owner.
     pub owner: u32,
-    /// Live, stale or out of reach.
+    /// The IPC namespace the record was made in (the inode of its `/proc/PID/ns/ipc`).
+    pub ipcns: u64,
+    /// Live, stale, out of reach, or in another IPC namespace.
     pub state: State,
 }
 
@@ -41,21 +48,40 @@ pub struct Entry {
 /// when what is there isn't a record; [`crate::ErrorKind::PermissionDenied`] when the file
 /// can't be read; [`crate::ErrorKind::Removed`] when the set vanished while being read.
 pub fn inspect(name: &Name) -> Result<Entry> {
-    let (key, id, owner, state) = match examine(name)? {
-        Examined::Live(sem) => (sem.key(), sem.id(), sem.owner(), State::Live(sem.status()?)),
+    let (key, id, owner, ipcns, state) = match examine(name)? {
+        Examined::Live(sem) => {
+            let ipcns = Origin::current()?.ipcns;
+            let state = State::Live(sem.status()?);
+            (sem.key(), sem.id(), sem.owner(), ipcns, state)
+        }
         Examined::Stale {
             key,
             id,
             owner,
+            ipcns,
             reason,
-        } => (key, id, owner, State::Stale(reason)),
-        Examined::NoAccess { key, id, owner } => (key, id, owner, State::NoAccess),
+        } => (key, id, owner, ipcns, State::Stale(reason)),
+        Examined::NoAccess {
+            key,
+            id,
+            owner,
+            ipcns,
+            reason,
+        } => (key, id, owner, ipcns, State::NoAccess(reason)),
+        Examined::OtherNamespace {
+            key,
+            id,
+            owner,
+            ipcns,
+            reason,
+        } => (key, id, owner, ipcns, State::OtherNamespace(reason)),
     };
     Ok(Entry {
         name: name.clone(),
         key,
         id,
         owner,
+        ipcns,
         state,
     })
 }
@@ -97,17 +123,29 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>> {
         .collect())
 }
 
+/// What [`prune`] did with one of the caller's records that it could not call live.
+#[derive(Debug)]
+pub enum Pruning {
+    /// Removed; the text says why it was stale.
+    Removed(String),
+    /// Kept: its IPC namespace may still exist, but we can't tell; the text says so.
+    Kept(String),
+}
+
 /// One outcome of [`prune`].
 #[derive(Debug)]
 pub struct Pruned {
     /// The name.
     pub name: Name,
-    /// Why it was stale, once removed; or why it could not be removed.
-    pub outcome: Result<String>,
+    /// What was done, or why the record could not be removed.
+    pub outcome: Result<Pruning>,
 }
 
-/// Remove the stale records in `dir` (not recursive) that the caller owns. Live records,
-/// other users' records and files that are not records are left alone.
+/// Remove the stale records in `dir` (not recursive) that the caller owns, including those
+/// of an IPC namespace that provably no longer exists (no process is in it). Live records,
+/// other users' records and files that are not records are left alone; a record of
+/// another namespace that may still exist is kept, and reported as [`Pruning::Kept`] when
+/// the caller can't see every process to tell (see `namespace.rs`).
 ///
 /// # Errors
 /// When `dir` can't be read; failures on single names are reported in [`Pruned`].
@@ -116,9 +154,9 @@ pub fn prune(dir: &Path) -> Result<Vec<Pruned>> {
     for name in names_in(dir)? {
         match prune_one(&name) {
             Ok(None) => {}
-            Ok(Some(why)) => out.push(Pruned {
+            Ok(Some(done)) => out.push(Pruned {
                 name,
-                outcome: Ok(why),
+                outcome: Ok(done),
             }),
             Err(e) => out.push(Pruned {
                 name: name.clone(),

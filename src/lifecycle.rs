@@ -6,13 +6,19 @@
 //! `flock` of the stale file and re-checks under it that the name still refers to that
 //! file, so of N concurrent reclaimers exactly one replaces it and the others see a live
 //! record on their next look. `destroy` uses the same lock.
+//!
+//! A record of another IPC namespace of this boot (containers sharing a directory) may name
+//! a set that is live there: init refuses it, unless its owner asks to replace it
+//! (`force`), and destroy refuses it. Its set is not ours to remove from here; it lives
+//! until its namespace ends.
 
 use nix::errno::Errno;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{kind_of, Error, ErrorKind, Result};
+use crate::inventory::Pruning;
 use crate::name::Name;
 use crate::record::{Origin, Record};
-use crate::semaphore::{random_u32, verify, Verdict};
+use crate::semaphore::{other_namespace, random_u32, verify, Verdict};
 use crate::store::{Dir, Found};
 use crate::sys::{self, Key, SemId};
 
@@ -27,8 +33,8 @@ struct NewSet {
 }
 
 impl NewSet {
-    /// Create a set with a fresh random key and set its value.
-    fn create(value: u16, mode: u32, origin: &Origin) -> Result<NewSet> {
+    /// Create a set with a fresh random key, set its value and, if asked, its group.
+    fn create(value: u16, mode: u32, group: Option<u32>, origin: &Origin) -> Result<NewSet> {
         for _ in 0..64 {
             // Keys are random so that a stale record's key is unlikely ever to be taken
             // again; the non-zero check keeps clear of IPC_PRIVATE.
@@ -59,6 +65,16 @@ impl NewSet {
             };
             sys::set_val(id, i32::from(value))
                 .map_err(|e| Error::sys(ErrorKind::Other, "cannot set the initial value", e))?;
+            if let Some(gid) = group {
+                // The kernel lets the owner give the set any group; init_in has checked
+                // that the caller may choose this one.
+                let mut ds = sys::stat(id)
+                    .map_err(|e| Error::sys(ErrorKind::Other, "cannot examine the new set", e))?;
+                ds.sem_perm.gid = gid;
+                sys::set_perm(id, &ds).map_err(|e| {
+                    Error::sys(kind_of(e), "cannot set the group of the new set", e)
+                })?;
+            }
             return Ok(set);
         }
         Err(Error::new(
@@ -90,21 +106,64 @@ fn file_mode(mode: u32) -> u32 {
     m
 }
 
+/// How [`init_with`] may create a semaphore.
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    /// Replace a record of the caller's that another IPC namespace of this boot made (its
+    /// set lives on there until that namespace ends). Never a live record of this
+    /// namespace, never another user's record.
+    pub force: bool,
+    /// The group of the kernel set and of the record file, instead of the caller's
+    /// effective group. A caller other than root must be a member.
+    pub group: Option<u32>,
+}
+
 /// Create the semaphore `name` with `value` and set permissions `mode`.
 ///
 /// A stale record owned by the caller is reclaimed: replaced by the new semaphore. Nothing
 /// is left behind on failure: no file and no kernel set.
 ///
 /// # Errors
-/// [`ErrorKind::AlreadyExists`] when a live semaphore, a stale record of another user, or
-/// anything that isn't a record stands at the name; [`ErrorKind::NotFound`] when the
-/// parent directory is missing; [`ErrorKind::PermissionDenied`] when it isn't writable;
-/// [`ErrorKind::OutOfRange`] at the kernel's limits.
+/// [`ErrorKind::AlreadyExists`] when a live semaphore, a stale record of another user, a
+/// record of another IPC namespace, or anything that isn't a record stands at the name;
+/// [`ErrorKind::NotFound`] when the parent directory is missing;
+/// [`ErrorKind::PermissionDenied`] when it isn't writable; [`ErrorKind::OutOfRange`] at
+/// the kernel's limits.
 pub fn init(name: &Name, value: u16, mode: u32) -> Result<()> {
-    init_in(name, value, mode).map_err(|e| e.at(name.path()))
+    init_with(name, value, mode, &InitOptions::default())
 }
 
-fn init_in(name: &Name, value: u16, mode: u32) -> Result<()> {
+/// [`init`] with options: replace a record of another IPC namespace, choose the group.
+///
+/// # Errors
+/// As for [`init`]; [`ErrorKind::PermissionDenied`] when a caller other than root asks
+/// for a group it is not a member of (nothing is created).
+pub fn init_with(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
+    init_in(name, value, mode, opts).map_err(|e| e.at(name.path()))
+}
+
+/// Refuse a group the caller may not give away: root may choose any; anyone else only
+/// its effective group or one of its supplementary groups (the kernel itself would let a
+/// set's owner choose any group at all).
+fn check_group(gid: u32) -> Result<()> {
+    if nix::unistd::geteuid().is_root() || nix::unistd::getegid().as_raw() == gid {
+        return Ok(());
+    }
+    let groups = nix::unistd::getgroups()
+        .map_err(|e| Error::sys(ErrorKind::Other, "cannot read your groups", e))?;
+    if groups.iter().any(|g| g.as_raw() == gid) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::PermissionDenied,
+        format!("you are not a member of {}", crate::error::gid_text(gid)),
+    ))
+}
+
+fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
+    if let Some(gid) = opts.group {
+        check_group(gid)?;
+    }
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -121,10 +180,29 @@ fn init_in(name: &Name, value: u16, mode: u32) -> Result<()> {
                         format!("a stale record of uid {} stands at the name; only its owner can reclaim it", file.uid()),
                     ))
                 }
-                Verdict::Stale(_) => Some(file),
+                Verdict::OtherNamespace { ipcns, .. } if file.uid() != euid => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "{}; use it from there (only its owner, uid {}, can replace it here)",
+                            other_namespace(ipcns, origin.ipcns),
+                            file.uid()
+                        ),
+                    ))
+                }
+                Verdict::OtherNamespace { ipcns, .. } if !opts.force => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "{}; use it from there, or replace it here with init --force (its set lives on there until that namespace ends)",
+                            other_namespace(ipcns, origin.ipcns)
+                        ),
+                    ))
+                }
+                Verdict::Stale(_) | Verdict::OtherNamespace { .. } => Some(file),
             },
         };
-        let mut set = NewSet::create(value, mode, &origin)?;
+        let mut set = NewSet::create(value, mode, opts.group, &origin)?;
         let line = set.record.to_string();
         if let Some(file) = &stale {
             file.lock()?;
@@ -133,7 +211,7 @@ fn init_in(name: &Name, value: u16, mode: u32) -> Result<()> {
             }
             dir.unlink(file)?;
         }
-        match dir.publish(line.as_bytes(), file_mode(mode)) {
+        match dir.publish(line.as_bytes(), file_mode(mode), opts.group) {
             Ok(()) => {
                 set.published = true;
                 return Ok(());
@@ -228,6 +306,15 @@ fn destroy_in(name: &Name) -> Result<()> {
                     }
                 }
             }
+            Verdict::OtherNamespace { ipcns, .. } => {
+                return Err(Error::new(
+                    ErrorKind::OtherNamespace,
+                    format!(
+                        "{}; destroy it from there, or replace it here with init --force",
+                        other_namespace(ipcns, origin.ipcns)
+                    ),
+                ))
+            }
             Verdict::Stale(_) => {}
         }
         return dir.unlink(&file);
@@ -238,14 +325,16 @@ fn destroy_in(name: &Name) -> Result<()> {
     ))
 }
 
-/// Remove `name` if it is a stale record owned by the caller, returning why it was stale;
-/// leave anything else alone (`Ok(None)`). Uses the same lock as [`destroy`], and
-/// re-verifies under it, so a name re-initialised meanwhile is never touched.
+/// Remove `name` if it is a stale record owned by the caller (one of an IPC namespace
+/// that is provably gone included), saying why it was stale; keep, saying why, one of
+/// another namespace that we can't tell is gone; leave anything else alone (`Ok(None)`).
+/// Uses the same lock as [`destroy`], and re-verifies under it, so a name re-initialised
+/// meanwhile is never touched.
 ///
 /// # Errors
 /// [`ErrorKind::PermissionDenied`] when the directory isn't writable; lock and system
 /// errors.
-pub(crate) fn prune_one(name: &Name) -> Result<Option<String>> {
+pub(crate) fn prune_one(name: &Name) -> Result<Option<Pruning>> {
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -261,9 +350,12 @@ pub(crate) fn prune_one(name: &Name) -> Result<Option<String>> {
         Verdict::Stale(why) => {
             dir.check_writable()?;
             dir.unlink(&file)?;
-            Ok(Some(why))
+            Ok(Some(Pruning::Removed(why)))
         }
-        Verdict::Live { .. } | Verdict::NotARecord(_) => Ok(None),
+        Verdict::OtherNamespace { ipcns, seen: false } => Ok(Some(Pruning::Kept(format!(
+            "its IPC namespace ipc:[{ipcns}] may still be in use"
+        )))),
+        Verdict::Live { .. } | Verdict::OtherNamespace { .. } | Verdict::NotARecord(_) => Ok(None),
     }
 }
 

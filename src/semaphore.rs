@@ -4,6 +4,10 @@
 //! following a link, that it parses strictly, that it comes from this boot and IPC
 //! namespace, that its random key still names the recorded set id, and that the set's
 //! owner is the file's owner and the set holds one semaphore. Only then is the id used.
+//!
+//! A record from this boot but another IPC namespace (containers sharing a directory) is
+//! stale only once that namespace is provably gone; until then it is the live semaphore of
+//! the other namespace, which is neither used nor replaced from here.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,7 @@ use nix::errno::Errno;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Name;
+use crate::namespace::{ipc_presence, Presence};
 use crate::parse::Timeout;
 use crate::record::{Origin, ParseError, Record};
 use crate::store::{Dir, Found, RecordFile};
@@ -35,6 +40,10 @@ pub(crate) enum Verdict {
     Live { key: Key, id: SemId },
     /// A well-formed record whose set is gone, replaced, or not the file owner's.
     Stale(String),
+    /// A record of this boot from another IPC namespace that may still exist: its set may
+    /// be live there. `seen` says a task in that namespace was found (else we could not
+    /// tell, see [`Presence::Unknown`]).
+    OtherNamespace { ipcns: u64, seen: bool },
     /// Not a record we can read: garbage, or another format version.
     NotARecord(String),
 }
@@ -60,9 +69,17 @@ pub(crate) fn verify(file: &RecordFile, origin: &Origin) -> Result<Verdict> {
         ));
     }
     if rec.origin.ipcns != origin.ipcns {
-        return Ok(Verdict::Stale(
-            "stale: the record is from another IPC namespace".into(),
-        ));
+        // Its set dies with its namespace, and not before.
+        let ipcns = rec.origin.ipcns;
+        return Ok(match ipc_presence(ipcns) {
+            Presence::Gone => Verdict::Stale(format!(
+                "stale: the record is from IPC namespace ipc:[{ipcns}], which is gone"
+            )),
+            p => Verdict::OtherNamespace {
+                ipcns,
+                seen: p == Presence::InUse,
+            },
+        });
     }
     let gone = || {
         Ok(Verdict::Stale(
@@ -84,13 +101,7 @@ pub(crate) fn verify(file: &RecordFile, origin: &Origin) -> Result<Verdict> {
     let ds = match sys::stat(rec.id) {
         Ok(ds) => ds,
         Err(Errno::EINVAL | Errno::EIDRM) => return gone(),
-        Err(Errno::EACCES) => {
-            return Err(Error::sys(
-                ErrorKind::PermissionDenied,
-                "the semaphore's mode does not admit you",
-                Errno::EACCES,
-            ))
-        }
+        Err(Errno::EACCES) => return Err(set_denied(rec.id)),
         Err(e) => {
             return Err(Error::sys(
                 crate::error::kind_of(e),
@@ -117,6 +128,51 @@ pub(crate) fn verify(file: &RecordFile, origin: &Origin) -> Result<Verdict> {
     })
 }
 
+/// The permission error for a set whose mode keeps us out, saying whose it is. IPC_STAT
+/// needs read permission, so without it the owner, group and mode come from
+/// /proc/sysvipc/sem, which everyone may read.
+pub(crate) fn set_denied(id: SemId) -> Error {
+    let perm = match sys::stat(id) {
+        Ok(ds) => Some((
+            ds.sem_perm.uid,
+            ds.sem_perm.gid,
+            u32::from(ds.sem_perm.mode),
+        )),
+        Err(_) => proc_sysvipc_perm(id),
+    };
+    match perm {
+        Some((uid, gid, mode)) => crate::error::denied("the semaphore", uid, gid, mode & 0o777),
+        None => Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "permission denied: the semaphore's mode does not admit you ({})",
+                crate::error::caller_text()
+            ),
+        ),
+    }
+}
+
+/// The owner, group and mode of set `id` from /proc/sysvipc/sem, whose columns are
+/// `key semid perms nsems uid gid ...` (perms in octal).
+fn proc_sysvipc_perm(id: SemId) -> Option<(u32, u32, u32)> {
+    let table = std::fs::read_to_string("/proc/sysvipc/sem").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || f[1].parse::<i32>().ok()? != id.0 {
+            return None;
+        }
+        let mode = u32::from_str_radix(f[2], 8).ok()?;
+        Some((f[4].parse().ok()?, f[5].parse().ok()?, mode))
+    })
+}
+
+/// The one line that says a record belongs to another IPC namespace, naming both.
+pub(crate) fn other_namespace(theirs: u64, ours: u64) -> String {
+    format!(
+        "the semaphore lives in another IPC namespace (ipc:[{theirs}]; this process is in ipc:[{ours}])"
+    )
+}
+
 /// What [`examine`] found at a name that holds a record.
 #[derive(Debug)]
 pub enum Examined {
@@ -131,6 +187,8 @@ pub enum Examined {
         id: i32,
         /// The record file's owner.
         owner: u32,
+        /// The recorded IPC namespace (the inode of its `/proc/PID/ns/ipc`).
+        ipcns: u64,
         /// Why the record is stale, for people.
         reason: String,
     },
@@ -142,10 +200,28 @@ pub enum Examined {
         id: i32,
         /// The record file's owner.
         owner: u32,
+        /// The recorded IPC namespace.
+        ipcns: u64,
+        /// Why, for people: whose it is and who the caller is.
+        reason: String,
+    },
+    /// A record of this boot from another IPC namespace, whose set may be live there.
+    OtherNamespace {
+        /// The recorded key.
+        key: i32,
+        /// The recorded set id.
+        id: i32,
+        /// The record file's owner.
+        owner: u32,
+        /// The recorded IPC namespace.
+        ipcns: u64,
+        /// What that means, for people: both namespaces.
+        reason: String,
     },
 }
 
-/// Look at `name`: a live semaphore, or a stale record (which [`Semaphore::open`] refuses).
+/// Look at `name`: a live semaphore, or a stale record, one out of reach, or one of
+/// another IPC namespace (which [`Semaphore::open`] refuses).
 ///
 /// # Errors
 /// [`ErrorKind::NotFound`] when nothing is at the name; [`ErrorKind::Stale`] when what is
@@ -164,16 +240,18 @@ pub fn examine(name: &Name) -> Result<Examined> {
     // verify() parses the record first, so wherever it reached a verdict this parse works.
     let recorded = || {
         Record::parse(file.bytes())
-            .map(|r| (r.key.0, r.id.0))
-            .unwrap_or((0, -1))
+            .map(|r| (r.key.0, r.id.0, r.origin.ipcns))
+            .unwrap_or((0, -1, 0))
     };
     let verdict = match verify(&file, &origin) {
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            let (key, id) = recorded();
+            let (key, id, ipcns) = recorded();
             return Ok(Examined::NoAccess {
                 key,
                 id,
                 owner: file.uid(),
+                ipcns,
+                reason: e.message().to_owned(),
             });
         }
         v => v.map_err(|e| e.at(name.path()))?,
@@ -186,12 +264,23 @@ pub fn examine(name: &Name) -> Result<Examined> {
             owner: file.uid(),
         })),
         Verdict::Stale(reason) => {
-            let (key, id) = recorded();
+            let (key, id, ipcns) = recorded();
             Ok(Examined::Stale {
                 key,
                 id,
                 owner: file.uid(),
+                ipcns,
                 reason,
+            })
+        }
+        Verdict::OtherNamespace { ipcns, .. } => {
+            let (key, id, _) = recorded();
+            Ok(Examined::OtherNamespace {
+                key,
+                id,
+                owner: file.uid(),
+                ipcns,
+                reason: other_namespace(ipcns, origin.ipcns),
             })
         }
         Verdict::NotARecord(why) => Err(Error::new(ErrorKind::Stale, why).at(name.path())),
@@ -204,6 +293,7 @@ impl Semaphore {
     /// # Errors
     /// [`ErrorKind::NotFound`] when nothing is at the name (or its directory is missing);
     /// [`ErrorKind::Stale`] when the record is stale, untrusted, or not a record at all;
+    /// [`ErrorKind::OtherNamespace`] when it belongs to another IPC namespace;
     /// [`ErrorKind::PermissionDenied`] when the file or the set's mode keeps us out.
     pub fn open(name: &Name) -> Result<Semaphore> {
         match examine(name)? {
@@ -211,12 +301,12 @@ impl Semaphore {
             Examined::Stale { reason, .. } => {
                 Err(Error::new(ErrorKind::Stale, reason).at(name.path()))
             }
-            Examined::NoAccess { .. } => Err(Error::sys(
-                ErrorKind::PermissionDenied,
-                "the semaphore's mode does not admit you",
-                Errno::EACCES,
-            )
-            .at(name.path())),
+            Examined::OtherNamespace { reason, .. } => {
+                Err(Error::new(ErrorKind::OtherNamespace, reason).at(name.path()))
+            }
+            Examined::NoAccess { reason, .. } => {
+                Err(Error::new(ErrorKind::PermissionDenied, reason).at(name.path()))
+            }
         }
     }
 
@@ -243,10 +333,7 @@ impl Semaphore {
     fn op_error(&self, e: Errno) -> Error {
         let (kind, what) = match e {
             Errno::EIDRM | Errno::EINVAL => (ErrorKind::Removed, "the semaphore was destroyed"),
-            Errno::EACCES => (
-                ErrorKind::PermissionDenied,
-                "the semaphore's mode does not admit you",
-            ),
+            Errno::EACCES => return set_denied(self.id).at(self.name.path()),
             Errno::ERANGE => (
                 ErrorKind::OutOfRange,
                 "the value would pass its maximum, 32767 (nothing was added)",
@@ -418,6 +505,8 @@ pub struct Status {
     pub changed: i64,
     /// The owner's uid.
     pub owner: u32,
+    /// The set's group.
+    pub group: u32,
     /// The set's permission bits.
     pub mode: u32,
 }
@@ -445,6 +534,7 @@ impl Semaphore {
             last_op,
             changed: ds.sem_ctime,
             owner: ds.sem_perm.uid,
+            group: ds.sem_perm.gid,
             mode: u32::from(ds.sem_perm.mode) & 0o777,
         })
     }

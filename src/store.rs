@@ -127,10 +127,17 @@ impl<'a> Dir<'a> {
                 let (kind, what) = match e {
                     Errno::ENOENT => (ErrorKind::NotFound, "the parent directory does not exist"),
                     Errno::ENOTDIR => (ErrorKind::NotFound, "the parent is not a directory"),
-                    Errno::EACCES => (
-                        ErrorKind::PermissionDenied,
-                        "cannot search the parent directory",
-                    ),
+                    Errno::EACCES => {
+                        // stat needs search permission on the directory's ancestors only.
+                        if let Ok(st) = nix::sys::stat::stat(name.dir()) {
+                            return Err(denied_in("cannot reach the name: its directory", &st)
+                                .at(name.path()));
+                        }
+                        (
+                            ErrorKind::PermissionDenied,
+                            "cannot search the parent directory",
+                        )
+                    }
                     _ => (kind_of(e), "cannot open the parent directory"),
                 };
                 Err(Error::sys(kind, what, e).at(name.path()))
@@ -162,6 +169,11 @@ impl<'a> Dir<'a> {
             let st = match self.lstat() {
                 Ok(st) => st,
                 Err(Errno::ENOENT) => return Ok(Found::Nothing),
+                Err(Errno::EACCES) => {
+                    return Err(
+                        self.dir_denied("cannot reach the name: its directory", Errno::EACCES)
+                    )
+                }
                 Err(e) => return Err(self.err(kind_of(e), "cannot examine the name", e)),
             };
             if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
@@ -187,11 +199,7 @@ impl<'a> Dir<'a> {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT | Errno::ELOOP | Errno::ENXIO) => continue,
                 Err(Errno::EACCES) => {
-                    return Err(self.err(
-                        ErrorKind::PermissionDenied,
-                        "cannot read the record",
-                        Errno::EACCES,
-                    ))
+                    return Err(denied_in("the record file", &st).at(self.name.path()))
                 }
                 Err(e) => return Err(self.err(kind_of(e), "cannot open the record", e)),
             };
@@ -234,8 +242,19 @@ impl<'a> Dir<'a> {
     /// Fail early, before anything is removed, if we could not unlink the name.
     pub(crate) fn check_writable(&self) -> Result<()> {
         let how = AccessFlags::W_OK | AccessFlags::X_OK;
-        nix::unistd::faccessat(&self.fd, ".", how, AtFlags::AT_EACCESS)
-            .map_err(|e| self.err(kind_of(e), "cannot remove names in the parent directory", e))
+        nix::unistd::faccessat(&self.fd, ".", how, AtFlags::AT_EACCESS).map_err(|e| match e {
+            Errno::EACCES => self.dir_denied("cannot remove the record: its directory", e),
+            _ => self.err(kind_of(e), "cannot remove names in the parent directory", e),
+        })
+    }
+
+    /// A permission error about the directory, saying whose it is, or `errno`'s plain
+    /// message if even that can't be found out.
+    fn dir_denied(&self, what: &str, errno: Errno) -> Error {
+        match nix::sys::stat::fstat(&self.fd) {
+            Ok(st) => denied_in(what, &st).at(self.name.path()),
+            Err(_) => self.err(ErrorKind::PermissionDenied, what, errno),
+        }
     }
 
     /// Remove the name, which must be `rec` and locked by us.
@@ -244,16 +263,16 @@ impl<'a> Dir<'a> {
             .map_err(|e| self.err(kind_of(e), "cannot remove the record", e))
     }
 
-    /// Create the name holding `contents` with permissions `mode`, atomically: the name
-    /// appears complete or not at all.
+    /// Create the name holding `contents` with permissions `mode` and, if given, group
+    /// `group`, atomically: the name appears complete or not at all.
     ///
     /// # Errors
     /// [`ErrorKind::AlreadyExists`] when something already stands at the name;
     /// [`ErrorKind::PermissionDenied`] when the directory is not writable.
-    pub(crate) fn publish(&self, contents: &[u8], mode: u32) -> Result<()> {
-        match self.publish_unnamed(contents, mode) {
+    pub(crate) fn publish(&self, contents: &[u8], mode: u32, group: Option<u32>) -> Result<()> {
+        match self.publish_unnamed(contents, mode, group) {
             Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL | Errno::ENOENT) => {
-                self.publish_via_temp_name(contents, mode)
+                self.publish_via_temp_name(contents, mode, group)
             }
             r => r.map_err(|e| self.publish_error(e)),
         }
@@ -262,7 +281,8 @@ impl<'a> Dir<'a> {
     fn publish_error(&self, e: Errno) -> Error {
         match e {
             Errno::EEXIST => self.err(ErrorKind::AlreadyExists, "the name already exists", e),
-            Errno::EACCES | Errno::EPERM | Errno::EROFS => self.err(
+            Errno::EACCES => self.dir_denied("cannot create the record: its directory", e),
+            Errno::EPERM | Errno::EROFS => self.err(
                 ErrorKind::PermissionDenied,
                 "cannot create the record in the parent directory",
                 e,
@@ -275,10 +295,15 @@ impl<'a> Dir<'a> {
     }
 
     /// Write to an `O_TMPFILE` and link it into place through /proc/self/fd.
-    fn publish_unnamed(&self, contents: &[u8], mode: u32) -> std::result::Result<(), Errno> {
+    fn publish_unnamed(
+        &self,
+        contents: &[u8],
+        mode: u32,
+        group: Option<u32>,
+    ) -> std::result::Result<(), Errno> {
         let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::openat(&self.fd, ".", flags, Mode::from_bits_truncate(0o600))?;
-        fill(&fd, contents, mode)?;
+        fill(&fd, contents, mode, group)?;
         let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         nix::unistd::linkat(
             nix::fcntl::AT_FDCWD,
@@ -293,7 +318,7 @@ impl<'a> Dir<'a> {
 
     /// The fallback where `O_TMPFILE` is unsupported: a uniquely named temporary file,
     /// linked to the name and then removed.
-    fn publish_via_temp_name(&self, contents: &[u8], mode: u32) -> Result<()> {
+    fn publish_via_temp_name(&self, contents: &[u8], mode: u32, group: Option<u32>) -> Result<()> {
         let mut tmp = OsString::from(".sem-tmp.");
         tmp.push(format!(
             "{}.{:08x}",
@@ -309,7 +334,7 @@ impl<'a> Dir<'a> {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| self.publish_error(e))?;
-        let linked = fill(&fd, contents, mode).and_then(|()| {
+        let linked = fill(&fd, contents, mode, group).and_then(|()| {
             nix::unistd::linkat(
                 &self.fd,
                 tmp.as_os_str(),
@@ -323,11 +348,26 @@ impl<'a> Dir<'a> {
     }
 }
 
-/// Write `contents` and set the final permissions (explicitly, whatever the umask).
-fn fill(fd: &OwnedFd, contents: &[u8], mode: u32) -> std::result::Result<(), Errno> {
+/// Write `contents`, give the file `group` if asked (so that the group-read bit of `mode`
+/// means the set's group), and set the final permissions (explicitly, whatever the umask;
+/// after the chown, which may clear mode bits).
+fn fill(
+    fd: &OwnedFd,
+    contents: &[u8],
+    mode: u32,
+    group: Option<u32>,
+) -> std::result::Result<(), Errno> {
     let mut f: &File = &File::from(fd.try_clone().map_err(|e| io_errno(&e))?);
     f.write_all(contents).map_err(|e| io_errno(&e))?;
+    if let Some(gid) = group {
+        nix::unistd::fchown(fd.as_fd(), None, Some(nix::unistd::Gid::from_raw(gid)))?;
+    }
     nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+}
+
+/// A permission error about a file or directory whose status is `st`.
+fn denied_in(what: &str, st: &FileStat) -> Error {
+    crate::error::denied(what, st.st_uid, st.st_gid, st.st_mode & 0o7777)
 }
 
 fn io_errno(e: &std::io::Error) -> Errno {

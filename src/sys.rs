@@ -106,6 +106,18 @@ pub fn stat(id: SemId) -> Result<libc::semid_ds, Errno> {
     Ok(unsafe { ds.assume_init() })
 }
 
+/// `semctl(id, 0, IPC_SET, ds)`: set the owner uid, group and mode of the set from
+/// `ds.sem_perm` (the kernel reads only those three fields).
+///
+/// # Errors
+/// `EPERM` unless the caller is the set's owner or creator, `EINVAL`/`EIDRM`; see semctl(2).
+pub fn set_perm(id: SemId, ds: &libc::semid_ds) -> Result<(), Errno> {
+    // SAFETY: IPC_SET's fourth argument is `union semun`, whose `buf` member is a
+    // `struct semid_ds *`; the kernel only reads `*ds`, which is valid for the whole call.
+    let r = unsafe { libc::semctl(id.0, 0, libc::IPC_SET, ds as *const libc::semid_ds) };
+    Errno::result(r).map(drop)
+}
+
 /// `semctl(id, 0, IPC_RMID)`: remove the set, waking every blocked waiter with `EIDRM`.
 ///
 /// # Errors

@@ -8,11 +8,13 @@ use crate::exit_codes;
 
 /// One parsed invocation.
 pub enum Invocation {
-    /// `init NAME VALUE [MODE]`
+    /// `init [--force] [--group GROUP] NAME VALUE [MODE]`
     Init {
         name: OsString,
         value: OsString,
         mode: Option<OsString>,
+        force: bool,
+        group: Option<OsString>,
     },
     /// `post NAME [N]`
     Post {
@@ -115,7 +117,21 @@ pub fn command() -> Command {
                 .arg(positional(
                     "MODE",
                     "Octal permissions of the kernel set, e.g. 0660",
-                )),
+                ))
+                .arg(
+                    Arg::new("group")
+                        .short('g')
+                        .long("group")
+                        .value_name("GROUP")
+                        .help("Give the set and its file this group (a name or a gid; one of yours unless you are root)")
+                        .value_parser(clap::value_parser!(OsString)),
+                )
+                .arg(
+                    Arg::new("force")
+                        .long("force")
+                        .help("Replace your own record made in another IPC namespace (its set lives on there)")
+                        .action(clap::ArgAction::SetTrue),
+                ),
         )
         .subcommand(
             Command::new("post")
@@ -267,6 +283,8 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
             name,
             value: take(&mut a, "VALUE").expect("VALUE is required"),
             mode: take(&mut a, "MODE"),
+            force: a.get_flag("force"),
+            group: take(&mut a, "group"),
         },
         "post" => Invocation::Post {
             name,

@@ -11,7 +11,8 @@ pub enum ExitCode {
     WouldBlock = 1,
     /// Bad usage: unknown command, missing or malformed argument.
     Usage = 2,
-    /// No such semaphore, or a stale or untrusted record, or the semaphore was destroyed.
+    /// No such semaphore here: none, a stale or untrusted record, one of another IPC
+    /// namespace, or the semaphore was destroyed.
     NoSuchSemaphore = 3,
     /// Permission denied, or not the owner.
     PermissionDenied = 4,
@@ -29,7 +30,8 @@ Exit codes:
   0  success
   1  would block, or timed out
   2  usage error: unknown command, missing or malformed argument
-  3  no such semaphore, or a stale or untrusted record, or destroyed while waiting
+  3  no such semaphore here: none, a stale or untrusted record, one of another IPC
+     namespace, or destroyed while waiting
   4  permission denied, or not the owner
   5  out of range (a value above 32767) or a kernel limit (SEMMNI, SEMMNS)
   6  init: something already stands at the name
@@ -43,9 +45,10 @@ impl From<ErrorKind> for ExitCode {
                 ExitCode::WouldBlock
             }
             ErrorKind::InvalidInput => ExitCode::Usage,
-            ErrorKind::NotFound | ErrorKind::Stale | ErrorKind::Removed => {
-                ExitCode::NoSuchSemaphore
-            }
+            ErrorKind::NotFound
+            | ErrorKind::Stale
+            | ErrorKind::OtherNamespace
+            | ErrorKind::Removed => ExitCode::NoSuchSemaphore,
             ErrorKind::PermissionDenied | ErrorKind::NotOwner => ExitCode::PermissionDenied,
             ErrorKind::OutOfRange => ExitCode::OutOfRange,
             ErrorKind::AlreadyExists => ExitCode::AlreadyExists,

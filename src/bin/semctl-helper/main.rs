@@ -77,6 +77,24 @@ fn timeout(t: Option<OsString>) -> anyhow::Result<Timeout> {
     }
 }
 
+/// A GROUP argument: a numeric gid, or a name from /etc/group (see `sem::userdb`).
+fn group(g: &str) -> anyhow::Result<u32> {
+    if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) {
+        // (gid_t)-1 means "no change" to chown(2) and IPC_SET; it is nobody's group.
+        return match g.parse::<u32>() {
+            Ok(gid) if gid != u32::MAX => Ok(gid),
+            _ => Err(usage(format!(
+                "invalid group {g:?}: gids go up to 4294967294"
+            ))),
+        };
+    }
+    sem::userdb::group_id(g).ok_or_else(|| {
+        usage(format!(
+            "no such group {g:?} in /etc/group (a gid works too)"
+        ))
+    })
+}
+
 fn run() -> anyhow::Result<ExitCode> {
     let matches = match cli::command().try_get_matches() {
         Ok(m) => m,
@@ -135,13 +153,21 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
     // that the exit status always tells what really happened.
     signals::defer_stop_signals()?;
     match inv {
-        Invocation::Init { name, value, mode } => {
+        Invocation::Init {
+            name,
+            value,
+            mode,
+            force,
+            group: g,
+        } => {
             let value = sem::parse::value(&utf8(value, "value")?)?;
             let mode = match mode {
                 Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
                 None => 0o600,
             };
-            sem::init(&Name::resolve(&name)?, value, mode)?;
+            let group = g.map(|g| group(&utf8(g, "group")?)).transpose()?;
+            let opts = sem::InitOptions { force, group };
+            sem::init_with(&Name::resolve(&name)?, value, mode, &opts)?;
         }
         Invocation::Post { name, count } => {
             let n = match count {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use sem::{clock, signals, Entry, ErrorKind, Name, Semaphore, State};
+use sem::{clock, signals, Entry, ErrorKind, Name, Pruning, Semaphore, State};
 
 use crate::exit_codes::ExitCode;
 
@@ -39,13 +39,36 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
 
+/// The state's name in `list` and in JSON's `"state"`.
+fn state_name(s: &State) -> &'static str {
+    match s {
+        State::Live(_) => "live",
+        State::Stale(_) => "stale",
+        State::NoAccess(_) => "no-access",
+        State::OtherNamespace(_) => "other-namespace",
+    }
+}
+
 /// One entry as a JSON object.
 fn json(e: &Entry) -> String {
     let name = json_str(&e.name.path().to_string_lossy());
     let key = format!("\"0x{:08x}\"", e.key as u32);
+    let tail = format!(
+        ",\"state\":\"{}\",\"ipcns\":{}",
+        state_name(&e.state),
+        e.ipcns
+    );
+    let unknown = |stale: bool, access: bool, why: &str| {
+        format!(
+            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":{stale},\"access\":{access},\"reason\":{}{tail},\"group\":null}}",
+            e.owner,
+            e.id,
+            json_str(why)
+        )
+    };
     match &e.state {
         State::Live(s) => format!(
-            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null}}",
+            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null{tail},\"group\":{}}}",
             s.value,
             s.waiters,
             s.zero_waiters,
@@ -54,19 +77,13 @@ fn json(e: &Entry) -> String {
             s.changed,
             s.owner,
             s.mode,
-            e.id
-        ),
-        State::Stale(why) => format!(
-            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":true,\"access\":true,\"reason\":{}}}",
-            e.owner,
             e.id,
-            json_str(why)
+            s.group
         ),
-        State::NoAccess => format!(
-            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":false,\"access\":false,\"reason\":\"the semaphore's mode does not admit you\"}}",
-            e.owner,
-            e.id
-        ),
+        State::Stale(why) => unknown(true, true, why),
+        State::NoAccess(why) => unknown(false, false, why),
+        // Not usable from here, and not known to be stale.
+        State::OtherNamespace(why) => unknown(false, false, why),
     }
 }
 
@@ -86,9 +103,17 @@ fn printable(s: &str) -> String {
 
 /// "root (uid 0)", or "uid 1234" when the password database has no such user.
 fn user(uid: u32) -> String {
-    match nix::unistd::User::from_uid(uid.into()) {
-        Ok(Some(u)) => format!("{} (uid {uid})", u.name),
-        _ => format!("uid {uid}"),
+    match sem::userdb::user_name(uid) {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// "root (gid 0)", or "gid 1234" when the group database has no such group.
+fn group(gid: u32) -> String {
+    match sem::userdb::group_name(gid) {
+        Some(n) => format!("{n} (gid {gid})"),
+        None => format!("gid {gid}"),
     }
 }
 
@@ -121,10 +146,11 @@ fn text(e: &Entry) -> String {
                 _ => "none yet".into(),
             };
             format!(
-                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, mode {:04o}\n  kernel:   {kernel}\n",
+                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, group {}, mode {:04o}\n  kernel:   {kernel}\n",
                 s.value,
                 s.waiters,
                 user(s.owner),
+                group(s.group),
                 s.mode
             )
         }
@@ -132,9 +158,14 @@ fn text(e: &Entry) -> String {
             "{path}: stale\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n  sem_init reclaims the name; `semctl-helper prune` removes it.\n",
             user(e.owner)
         ),
-        State::NoAccess => format!(
-            "{path}: no access\n  why:      the semaphore's mode does not admit you\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n",
+        State::NoAccess(why) => format!(
+            "{path}: no access\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n",
             user(e.owner)
+        ),
+        State::OtherNamespace(why) => format!(
+            "{path}: in another IPC namespace\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded, in ipc:[{}])\n  Use it from that namespace; its owner can replace it here with sem_init --force.\n",
+            user(e.owner),
+            e.ipcns
         ),
     }
 }
@@ -146,17 +177,14 @@ fn print(s: &str) -> anyhow::Result<()> {
         .context("cannot write to stdout")
 }
 
-/// `status [--json] NAME`: exit 0 for a live semaphore, 3 for a stale record (described
-/// all the same), 4 when its mode keeps us out.
+/// `status [--json] NAME`: exit 0 for a live semaphore, 3 for a stale record or one of
+/// another IPC namespace (described all the same), 4 when its mode keeps us out.
 pub fn status(name: &Name, as_json: bool) -> anyhow::Result<ExitCode> {
     let entry = sem::inspect(name)?;
-    if let State::NoAccess = entry.state {
-        return Err(sem::Error::new(
-            ErrorKind::PermissionDenied,
-            "the semaphore's mode does not admit you",
-        )
-        .at(name.path())
-        .into());
+    if let State::NoAccess(why) = &entry.state {
+        return Err(sem::Error::new(ErrorKind::PermissionDenied, why.clone())
+            .at(name.path())
+            .into());
     }
     if as_json {
         print(&(json(&entry) + "\n"))?;
@@ -195,8 +223,7 @@ pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
             .map(|e| {
                 let (v, w, st) = match &e.state {
                     State::Live(s) => (s.value.to_string(), s.waiters.to_string(), "live"),
-                    State::Stale(_) => ("-".into(), "-".into(), "stale"),
-                    State::NoAccess => ("-".into(), "-".into(), "no-access"),
+                    other => ("-".into(), "-".into(), state_name(other)),
                 };
                 [printable(&e.name.path().to_string_lossy()), v, w, st.into()]
             })
@@ -213,13 +240,18 @@ pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// `prune [DIR]`: one line per record removed; failures on stderr, and exit 7.
+/// `prune [DIR]`: one line per record removed, and per record of another IPC namespace
+/// kept because we can't tell whether that namespace is gone; failures on stderr, and
+/// exit 7.
 pub fn prune(dir: Option<OsString>) -> anyhow::Result<ExitCode> {
     let dir = directory(dir)?;
     let mut code = ExitCode::Success;
     for p in sem::prune(&dir)? {
         match p.outcome {
-            Ok(why) => print(&format!("removed {}: {why}\n", p.name.path().display()))?,
+            Ok(Pruning::Removed(why)) => {
+                print(&format!("removed {}: {why}\n", p.name.path().display()))?
+            }
+            Ok(Pruning::Kept(why)) => print(&format!("kept {}: {why}\n", p.name.path().display()))?,
             Err(e) => {
                 eprintln!("semctl-helper: prune: {e}");
                 code = ExitCode::Failure;
