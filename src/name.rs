@@ -1,7 +1,7 @@
 //! Semaphore names: a name is a path, and the file at that path is the semaphore's record.
 //!
 //! A relative name resolves under `$HOME` (or, when HOME is unset or empty, the home
-//! directory in the password database). An absolute name is used as is. Only the last
+//! directory in `/etc/passwd`). An absolute name is used as is. Only the last
 //! component is the name: symbolic links there are never followed, while the directories
 //! above it are resolved normally.
 
@@ -81,17 +81,18 @@ impl Name {
     }
 }
 
-/// `$HOME` if set and non-empty, else the password database's entry for our uid.
+/// `$HOME` if set and non-empty, else our uid's home directory in `/etc/passwd`.
 fn home_dir() -> Result<PathBuf> {
     if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(h));
     }
+    // The local file, not NSS: see `userdb` for why a static helper avoids NSS.
     let uid = nix::unistd::geteuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) if !user.dir.as_os_str().is_empty() => Ok(user.dir),
-        _ => Err(Error::new(
+    match crate::userdb::home_dir(uid.as_raw()) {
+        Some(dir) => Ok(dir),
+        None => Err(Error::new(
             ErrorKind::NotFound,
-            format!("HOME is not set and uid {uid} has no home directory in the password database"),
+            format!("HOME is not set and uid {uid} has no home directory in /etc/passwd"),
         )),
     }
 }

@@ -32,6 +32,19 @@ pub fn user_name(uid: u32) -> Option<String> {
         .find_map(|(n, id)| (id == uid).then_some(n))
 }
 
+/// The home directory of user `uid` in `/etc/passwd` (its sixth field), if not empty.
+pub fn home_dir(uid: u32) -> Option<std::path::PathBuf> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    text.lines()
+        .filter(|l| !l.starts_with(['#', '+', '-']))
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let id = f.get(2)?.parse::<u32>().ok()?;
+            let dir = f.get(5).filter(|d| !d.is_empty())?;
+            (id == uid).then(|| std::path::PathBuf::from(dir))
+        })
+}
+
 /// The name of group `gid` in `/etc/group`.
 pub fn group_name(gid: u32) -> Option<String> {
     entries("/etc/group")
@@ -55,6 +68,7 @@ mod tests {
         assert_eq!(user_name(0).as_deref(), Some("root"));
         assert_eq!(group_name(0).as_deref(), Some("root"));
         assert_eq!(group_id("root"), Some(0));
+        assert_eq!(home_dir(0).as_deref(), Some(std::path::Path::new("/root")));
         assert_eq!(group_id("no-such-group-here"), None);
         assert_eq!(group_name(4_294_967_294 - 7), None);
     }
