@@ -21,7 +21,7 @@ HELPER  := target/release/semctl-helper
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps lint cargo-test bats demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps venv lint cargo-test bats demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -48,6 +48,22 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The Python interop suite (bats/interop_python.bats) runs sysv_ipc from a private
+# virtualenv, made here only when it is missing; the suite finds it through
+# SEM_TEST_PYTHON. Without python3's venv or the package index the suite skips, saying why.
+VENV := .venv-test
+export SEM_TEST_PYTHON := $(CURDIR)/$(VENV)/bin/python
+
+venv:
+	@if ! "$(SEM_TEST_PYTHON)" -c 'import sysv_ipc' 2>/dev/null; then \
+		echo "venv: making $(VENV) with sysv_ipc"; \
+		rm -rf $(VENV); \
+		if ! { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q sysv_ipc; }; then \
+			rm -rf $(VENV); \
+			echo "venv: cannot make $(VENV) with sysv_ipc; the Python interop tests will skip"; \
+		fi; \
+	fi
+
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
@@ -58,7 +74,7 @@ cargo-test: build
 
 # As root, the suites run in a private IPC namespace, where every test can check that it
 # leaked no kernel set without seeing other processes' sets.
-bats: build deps
+bats: build deps venv
 	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
 		echo "bats: in a private IPC namespace"; \
 		SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/; \

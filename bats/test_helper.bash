@@ -221,3 +221,21 @@ helper_of() {
 	[[ -n $pid ]] || fail "no semctl-helper under pid $1"
 	echo "$pid"
 }
+
+# poll SECONDS CMD...: run CMD every 20 ms until it succeeds; fail after SECONDS.
+poll() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 50; i++)); do
+		if "$@"; then
+			return 0
+		fi
+		sleep 0.02
+	done
+	"$@" || fail "not within $limit s: $*"
+}
+
+# gone PID: process PID has ended (a zombie not yet reaped counts as alive).
+gone() {
+	! kill -0 "$1" 2>/dev/null
+}
