@@ -54,6 +54,7 @@ impl NewSet {
                     key,
                     id,
                     origin: origin.clone(),
+                    capacity: Some(value),
                 },
                 published: false,
             };
