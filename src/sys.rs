@@ -7,6 +7,7 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{compiler_fence, AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -400,6 +401,28 @@ pub fn wait_readable(a: libc::c_int, b: libc::c_int) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// `poll({fd, events: 0}, 1, timeout)`: sleep for `timeout`, or less when `fd` reports an
+/// error or a hang-up, which poll(2) reports even though no event is asked for: the write
+/// end of a pipe whose readers are all gone polls `POLLERR`, a socket whose peer closed or
+/// a terminal that hung up `POLLHUP`, a descriptor that isn't open `POLLNVAL`. A terminal,
+/// a file or a pipe that is still read report nothing, so the call sleeps. Returns whether
+/// `fd` reported one of them.
+///
+/// # Errors
+/// `EINTR` when a handled signal arrives, `ENOMEM`; see poll(2).
+pub fn hung_up_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, Errno> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd for the whole call, and nfds is 1.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    Errno::result(r)?;
+    Ok(pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0)
+}
+
 /// Whether `fork` returned in the parent or the child.
 pub enum Forked {
     /// In the parent.
@@ -468,6 +491,7 @@ pub fn reset_to_default(sig: libc::c_int) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     /// A private set, removed when dropped so that a failing test leaks nothing.
     struct PrivateSet(SemId);
@@ -544,6 +568,27 @@ mod tests {
             Err(Errno::ERANGE)
         );
         assert_eq!(get_val(s.0), Ok(2));
+    }
+
+    #[test]
+    fn a_pipe_without_readers_is_seen_at_once() {
+        let (r, w) = nix::unistd::pipe().expect("a pipe");
+        let t = std::time::Instant::now();
+        assert_eq!(
+            hung_up_within(w.as_fd(), Duration::from_millis(30)),
+            Ok(false)
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(25),
+            "a read pipe sleeps"
+        );
+        drop(r);
+        let t = std::time::Instant::now();
+        assert_eq!(hung_up_within(w.as_fd(), Duration::from_secs(5)), Ok(true));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a pipe without readers wakes at once"
+        );
     }
 
     #[test]
