@@ -31,7 +31,8 @@ Exit codes:
   2  usage error: unknown command, missing or malformed argument
   3  no such semaphore, or a stale or untrusted record, or destroyed while waiting
   4  permission denied, or not the owner
-  5  out of range (a value above 32767) or a kernel limit (SEMMNI, SEMMNS)
+  5  out of range (a value above 32767, a take above the capacity) or a kernel
+     limit (SEMMNI, SEMMNS)
   6  init: something already stands at the name
   7  any other system error
   A wait ended by a signal dies of that signal (128+N in the shell).\n";

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::AccessFlags;
-use sem::{signals, ErrorKind, Name, Semaphore, Timeout};
+use sem::{signals, ErrorKind, Name, Timeout};
 
 use crate::exit_codes::ExitCode;
-use crate::utf8;
+use crate::{utf8, Slot};
 
 /// `run`'s status when it fails itself (as env(1) and timeout(1) do).
 pub const RUN_FAILED: u8 = 125;
@@ -63,6 +63,7 @@ fn find_program(prog: &OsStr) -> Result<PathBuf, (u8, &'static str)> {
 /// `run NAME [-w S] [-E C] -- PROGRAM [ARG...]`: take a count, then become PROGRAM.
 pub fn run(
     name: OsString,
+    slot: &Slot,
     timeout: Timeout,
     code: Option<OsString>,
     command: Vec<OsString>,
@@ -85,8 +86,8 @@ pub fn run(
     // While we wait, a caller that dies or is interrupted takes the wait with it.
     signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
-    let sem = Semaphore::open(&name)?;
-    match sem.hold(timeout) {
+    let sem = slot.open(&name)?;
+    match sem.hold_n(slot.count, timeout) {
         Ok(()) => {}
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
             std::process::exit(code.into())
@@ -151,8 +152,8 @@ pub fn answer_no(code: u8) {
 
 /// `hold NAME [-w S]`: take a count, answer `ok`, and keep the count until told or until
 /// the caller ends. Without a count it answers `no CODE` and exits with CODE.
-pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
-    match take_and_hold(name, timeout) {
+pub fn hold(name: OsString, slot: &Slot, timeout: Timeout) -> anyhow::Result<ExitCode> {
+    match take_and_hold(name, slot, timeout) {
         Ok(never) => match never {},
         Err(e) => {
             let code = ExitCode::of(&e);
@@ -163,7 +164,11 @@ pub fn hold(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn take_and_hold(name: OsString, timeout: Timeout) -> anyhow::Result<std::convert::Infallible> {
+fn take_and_hold(
+    name: OsString,
+    slot: &Slot,
+    timeout: Timeout,
+) -> anyhow::Result<std::convert::Infallible> {
     let name = Name::resolve(&name)?;
     // What the caller had open (a lock file, the other ends of its pipes) must not live
     // as long as we do.
@@ -178,8 +183,8 @@ fn take_and_hold(name: OsString, timeout: Timeout) -> anyhow::Result<std::conver
     };
     signals::abort_waits_on_stop_signals()?;
     release_on_input_or_exit(pidfd)?;
-    let sem = Semaphore::open(&name)?;
-    match sem.hold(timeout) {
+    let sem = slot.open(&name)?;
+    match sem.hold_n(slot.count, timeout) {
         Ok(()) => {}
         // No count in time is an answer, not an error: silent, as for run and flock.
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
