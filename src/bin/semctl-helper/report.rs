@@ -45,8 +45,9 @@ fn json(e: &Entry) -> String {
     let key = format!("\"0x{:08x}\"", e.key as u32);
     match &e.state {
         State::Live(s) => format!(
-            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null}}",
+            "{{\"name\":{name},\"value\":{},\"capacity\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null}}",
             s.value,
+            opt(s.capacity),
             s.waiters,
             s.zero_waiters,
             opt(s.last_pid),
@@ -57,13 +58,13 @@ fn json(e: &Entry) -> String {
             e.id
         ),
         State::Stale(why) => format!(
-            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":true,\"access\":true,\"reason\":{}}}",
+            "{{\"name\":{name},\"value\":null,\"capacity\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":true,\"access\":true,\"reason\":{}}}",
             e.owner,
             e.id,
             json_str(why)
         ),
         State::NoAccess => format!(
-            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":false,\"access\":false,\"reason\":\"the semaphore's mode does not admit you\"}}",
+            "{{\"name\":{name},\"value\":null,\"capacity\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":false,\"access\":false,\"reason\":\"the semaphore's mode does not admit you\"}}",
             e.owner,
             e.id
         ),
@@ -109,6 +110,15 @@ fn ago_text(secs: i64) -> String {
     }
 }
 
+/// The capacity line's text: what `wait -n`, `run -n` and `hold -n` are checked against.
+fn capacity_text(cap: Option<u16>) -> String {
+    match cap {
+        Some(0) => "0 (created empty: only posts fill it)".into(),
+        Some(c) => format!("{c} (its initial value)"),
+        None => "unknown (created before sem recorded it)".into(),
+    }
+}
+
 /// The summary for people.
 fn text(e: &Entry) -> String {
     let path = e.name.path().display();
@@ -121,8 +131,9 @@ fn text(e: &Entry) -> String {
                 _ => "none yet".into(),
             };
             format!(
-                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, mode {:04o}\n  kernel:   {kernel}\n",
+                "{path}: live\n  value:    {}\n  capacity: {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, mode {:04o}\n  kernel:   {kernel}\n",
                 s.value,
+                capacity_text(s.capacity),
                 s.waiters,
                 user(s.owner),
                 s.mode
