@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sem::{clock, signals, Entry, ErrorKind, Name, Semaphore, State};
+use unicode_width::UnicodeWidthStr;
 
 use crate::exit_codes::ExitCode;
 
@@ -83,6 +84,13 @@ fn printable(s: &str) -> String {
             esc
         })
         .collect()
+}
+
+/// `s` followed by spaces up to `width` display columns.
+fn pad(s: &str, width: usize) -> String {
+    let mut out = s.to_owned();
+    out.extend(std::iter::repeat(' ').take(width.saturating_sub(s.width())));
+    out
 }
 
 /// "root (uid 0)", or "uid 1234" when the password database has no such user.
@@ -212,12 +220,21 @@ pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
                 [printable(&e.name.path().to_string_lossy()), v, w, st.into()]
             })
             .collect();
-        let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(4);
+        // Padded by the columns a terminal gives each name (two for CJK and most
+        // emoji), not by bytes or chars, so that the columns after it line up.
+        let width = rows.iter().map(|r| r[0].width()).max().unwrap_or(0).max(4);
         if !rows.is_empty() {
-            let _ = writeln!(out, "{:width$}  VALUE  WAITERS  STATE", "NAME");
+            let _ = writeln!(out, "{}  VALUE  WAITERS  STATE", pad("NAME", width));
         }
         for r in rows {
-            let _ = writeln!(out, "{:width$}  {:>5}  {:>7}  {}", r[0], r[1], r[2], r[3]);
+            let _ = writeln!(
+                out,
+                "{}  {:>5}  {:>7}  {}",
+                pad(&r[0], width),
+                r[1],
+                r[2],
+                r[3]
+            );
         }
     }
     print(&out)?;
