@@ -3,10 +3,12 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use sem::clock::Nap;
 use sem::{clock, signals, Entry, ErrorKind, Name, Semaphore, State};
 use unicode_width::UnicodeWidthStr;
 
@@ -264,7 +266,8 @@ fn stamp() -> String {
 }
 
 /// `follow NAME`: a line at start and at every change of value or waiters, sampled every
-/// [`FOLLOW_INTERVAL`]; a last line when NAME is destroyed or we are interrupted.
+/// [`FOLLOW_INTERVAL`]; a last line when NAME is destroyed or we are interrupted. Ends
+/// quietly, with 0, as soon as nobody reads stdout any more.
 pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
     signals::abort_waits_on_stop_signals()?;
     let sem = Semaphore::open(name)?;
@@ -303,6 +306,10 @@ pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
             ));
             last = Some(now);
         }
-        clock::nap(FOLLOW_INTERVAL);
+        // Sleep watching stdout: a reader that went away (`follow | head -1`) would
+        // otherwise go unnoticed until the next change, which may never come.
+        if clock::nap_watching(std::io::stdout().as_fd(), FOLLOW_INTERVAL) == Nap::HungUp {
+            return Ok(ExitCode::Success);
+        }
     }
 }
