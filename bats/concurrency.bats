@@ -81,6 +81,26 @@ alive() {
 	assert_equal "$(cat "$D"/rc/* | sort | uniq -c | awk '{ print $2 "x" $1 }' | xargs)" '0x1 6x19'
 }
 
+@test "create on first use: 10 racing 'run --init 3' callers: exactly one creates, all run, value back to 3" {
+	mkdir "$BATS_TEST_TMPDIR/ready" "$D/rc" "$D/seen"
+	gate_open
+	local i
+	for i in $(seq 1 10); do
+		# The program notes the set id the record names, and holds its count a moment.
+		bg racer bash -c '"$1" run --init 3 "$2" -- sh -c '\''sed -n "s/.* id=\([0-9]*\) .*/\1/p" "$1" >"$2"; sleep 0.05'\'' _ "$2" "$3" 2>"$4.err"
+			echo $? >"$4"' _ "$HELPER" "$D/s" "$D/seen/$i" "$D/rc/$i"
+	done
+	gate_release 10
+	wait
+	assert_equal "$(cat "$D"/rc/* | sort | uniq -c | awk '{ print $2 "x" $1 }' | xargs)" '0x10'
+	assert_equal "$(cat "$D"/rc/*.err)" ""
+	# One set was made, and every caller ran on it: the losers of the race opened it.
+	assert_equal "$(comm -13 <(echo "$SETS_BEFORE") <(kernel_sets) | wc -l)" 1
+	assert_equal "$(sort -u "$D"/seen/* | xargs)" "$(set_id "$D/s")"
+	run sem_peek "$D/s"
+	assert_output 3
+}
+
 @test "atomic init over a stale name: of 10 concurrent reclaimers exactly one wins" {
 	"$HELPER" init "$D/s" 0
 	ipcrm -s "$(set_id "$D/s")"

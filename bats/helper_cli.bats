@@ -399,3 +399,215 @@ assert_one_line_error() {
 	refute_panic
 	assert_failure 2
 }
+
+# --- run and hold: -n N and --init VALUE [--mode MODE] ---
+
+# value_is NAME V [SECONDS]: poll until NAME's value is V.
+value_is() {
+	local i limit=${3:-10}
+	for ((i = 0; i < limit * 100; i++)); do
+		[[ $("$HELPER" peek "$1") == "$2" ]] && return 0
+		sleep 0.01
+	done
+	fail "the value of $1 is $("$HELPER" peek "$1"), not $2, after $limit s"
+}
+
+# start_hold OUT ARGS...: start `hold ARGS...` with stdin from the FIFO OUT.in (held open
+# read-write on fd HOLD_FD, so that writing a byte to it releases the holder) and stdout
+# in OUT. hold forks and the process started ends at once; its status is in $status.
+start_hold() {
+	local out=$1
+	shift
+	mkfifo "$out.in"
+	exec {HOLD_FD}<>"$out.in"
+	# shellcheck disable=SC2034 # status and output are read by bats' assert_* functions
+	status=0 output=''
+	"$HELPER" hold "$@" <"$out.in" >"$out" 2>"$out.err" 3>&- || status=$?
+}
+
+# hold_answer OUT: poll until the holder has answered in OUT, and print the answer.
+hold_answer() {
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		if [[ -s $1 ]]; then
+			cat "$1"
+			return 0
+		fi
+		sleep 0.01
+	done
+	fail "no answer in $1 within 10 s"
+}
+
+@test "run -n 2 holds 2 counts while PROGRAM runs, then gives both back" {
+	"$HELPER" init "$D/s" 4
+	run --separate-stderr "$HELPER" run -n 2 "$D/s" -- "$HELPER" peek "$D/s"
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output 2
+	run --separate-stderr "$HELPER" run --count 3 -w 0 "$D/s" -- "$HELPER" peek "$D/s"
+	assert_success
+	assert_output 1
+	"$HELPER" wait -n 3 "$D/s" 0
+	# 1 there, 2 asked, none in time: CODE, PROGRAM not run, nothing taken.
+	run --separate-stderr "$HELPER" run -n2 -w 0.2 -E 9 "$D/s" -- touch "$D/ran"
+	assert_failure 9
+	[[ ! -e $D/ran ]]
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+}
+
+@test "3 workers each 'run -n 2' on a semaphore of 4 never have more than 4 counts out" {
+	"$HELPER" init "$D/s" 4
+	echo 0 >"$D/out"
+	# Each round adds its 2 counts to a shared tally under a lock, logs the tally, works a
+	# moment, and takes its 2 back out.
+	local worker=$D/worker
+	cat >"$worker" <<'SH'
+#!/bin/bash
+tally() { flock "$1/lock" bash -c 'n=$(( $(cat "$1/out") + $2 )); echo "$n" >"$1/out"; echo "$n" >>"$1/log"' _ "$1" "$2"; }
+tally "$1" 2
+sleep 0.05
+tally "$1" -2
+SH
+	chmod +x "$worker"
+	local pids=() w
+	for w in 1 2 3; do
+		bg bash -c 'for r in 1 2 3 4 5; do "$1" run -n 2 "$2/s" -- "$3" "$2" || exit; done' _ \
+			"$HELPER" "$D" "$worker"
+		pids+=($!)
+	done
+	for w in "${pids[@]}"; do
+		reap "$w"
+		assert_success
+	done
+	assert_equal "$(wc -l <"$D/log")" 30
+	local max
+	max=$(sort -n "$D/log" | tail -1)
+	((max <= 4)) || fail "$max counts were out at once: $(tr '\n' ' ' <"$D/log")"
+	assert_equal "$(cat "$D/out")" 0
+	run "$HELPER" peek "$D/s"
+	assert_output 4
+}
+
+@test "a take of 5 on a semaphore of 4 fails at once: run 125, hold 'no 5'; one line each" {
+	"$HELPER" init "$D/s" 4
+	local t0 t1
+	t0=$(now)
+	run --separate-stderr "$HELPER" run -n 5 "$D/s" -- touch "$D/ran"
+	t1=$(now)
+	assert_failure 125
+	assert_output ''
+	assert_equal "$stderr" "semctl-helper: run: $D/s: asks for 5 counts, but the semaphore holds at most 4 (its initial value)"
+	assert_elapsed "$t0" "$t1" 0 1
+	[[ ! -e $D/ran ]]
+	# hold's answer: the process started ends at once (hold forks), the answer follows.
+	run --separate-stderr "$HELPER" hold -n 5 "$D/s" </dev/null
+	assert_output 'no 5'
+	assert_equal "$stderr" "semctl-helper: hold: $D/s: asks for 5 counts, but the semaphore holds at most 4 (its initial value)"
+	run "$HELPER" peek "$D/s"
+	assert_output 4
+}
+
+@test "a 'run -n 2' killed with -9 gives both counts back at once" {
+	"$HELPER" init "$D/s" 3
+	bg "$HELPER" run -n 2 "$D/s" -- sleep 30
+	local pid=$!
+	value_is "$D/s" 1
+	kill -9 "$pid"
+	value_is "$D/s" 3 2
+	reap "$pid"
+	assert_failure 137
+}
+
+@test "hold -n 2 holds 2 counts until a byte arrives, then gives both back" {
+	"$HELPER" init "$D/s" 3
+	start_hold "$D/h" -n 2 "$D/s"
+	assert_success
+	assert_equal "$(hold_answer "$D/h")" ok
+	assert_equal "$("$HELPER" peek "$D/s")" 1
+	echo >&"$HOLD_FD"
+	value_is "$D/s" 3 2
+	exec {HOLD_FD}>&-
+	assert_equal "$(cat "$D/h.err")" ''
+}
+
+@test "run -n with a bad N is 125 and one line, nothing taken, PROGRAM not run" {
+	"$HELPER" init "$D/s" 2
+	local n
+	for n in 0 -1 abc 1.5 '' 32768; do
+		run --separate-stderr "$HELPER" run -n "$n" "$D/s" -- touch "$D/ran"
+		assert_one_line_error 125
+	done
+	[[ ! -e $D/ran ]]
+	run "$HELPER" peek "$D/s"
+	assert_output 2
+}
+
+@test "run --init creates a missing NAME with VALUE and MODE, runs, and gives the count back" {
+	run --separate-stderr "$HELPER" run --init 3 --mode 0660 "$D/new" -- "$HELPER" peek "$D/new"
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output 2
+	run "$HELPER" peek "$D/new"
+	assert_output 3
+	run "$HELPER" status --json "$D/new"
+	[[ $output == *'"mode":"0660"'* && $output == *'"capacity":3'* ]] || fail "$output"
+	# Without --mode: 0600.
+	run --separate-stderr "$HELPER" run --init 1 -n 1 "$D/new2" -- true
+	assert_success
+	run "$HELPER" status --json "$D/new2"
+	[[ $output == *'"mode":"0600"'* ]] || fail "$output"
+}
+
+@test "run --init on an existing NAME uses it as it is: its value and mode stay" {
+	"$HELPER" init "$D/s" 5
+	run --separate-stderr "$HELPER" run --init 1 --mode 0666 "$D/s" -- "$HELPER" peek "$D/s"
+	assert_success
+	assert_output 4
+	run "$HELPER" status --json "$D/s"
+	[[ $output == *'"mode":"0600"'* && $output == *'"value":5,"capacity":5'* ]] || fail "$output"
+}
+
+@test "run --init reclaims the caller's stale NAME; refuses what isn't a record (125, untouched)" {
+	"$HELPER" init "$D/s" 5
+	ipcrm -s "$(set_id "$D/s")"
+	run --separate-stderr "$HELPER" run --init 2 "$D/s" -- "$HELPER" peek "$D/s"
+	assert_success
+	assert_output 1
+	run "$HELPER" peek "$D/s"
+	assert_output 2
+	echo "not a semaphore" >"$D/junk"
+	run --separate-stderr "$HELPER" run --init 2 "$D/junk" -- touch "$D/ran"
+	assert_one_line_error 125
+	[[ ! -e $D/ran ]]
+	assert_equal "$(cat "$D/junk")" "not a semaphore"
+}
+
+@test "hold --init creates a missing NAME, holds its count, and gives it back" {
+	start_hold "$D/h" --init 2 --mode 0660 "$D/s"
+	assert_success
+	assert_equal "$(hold_answer "$D/h")" ok
+	assert_equal "$("$HELPER" peek "$D/s")" 1
+	echo >&"$HOLD_FD"
+	value_is "$D/s" 2 2
+	exec {HOLD_FD}>&-
+	run "$HELPER" status --json "$D/s"
+	[[ $output == *'"mode":"0660"'* ]] || fail "$output"
+}
+
+@test "--mode without --init, or a bad --init VALUE or --mode: usage error, nothing created" {
+	run --separate-stderr "$HELPER" run --mode 0660 "$D/s" -- true
+	assert_one_line_error 125
+	run --separate-stderr "$HELPER" hold --mode 0660 "$D/s" </dev/null
+	assert_failure 2
+	assert_output 'no 2'
+	local bad
+	for bad in '--init -1' '--init abc' '--init 1 --mode 999' '--init 1 --mode 0400'; do
+		# shellcheck disable=SC2086 # split the options on purpose
+		run --separate-stderr "$HELPER" run $bad "$D/s" -- true
+		assert_one_line_error 125
+	done
+	run --separate-stderr "$HELPER" run --init 32768 "$D/s" -- true
+	assert_one_line_error 125
+	[[ ! -e $D/s ]]
+}

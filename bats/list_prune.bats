@@ -191,3 +191,21 @@ others_dir() {
 	assert_failure
 	assert_one_line_stderr
 }
+
+@test "list pads names by display width: wide (CJK, emoji) names keep the columns aligned" {
+	sem_init "$D/a" 1
+	sem_init "$D/日本" 2
+	sem_init "$D/😀" 3
+	sem_init "$D/t"$'\t'"x" 4
+	run --separate-stderr "$HELPER" list "$D"
+	assert_success
+	assert_equal "$stderr" ""
+	# Display widths past "$D/": a 1, 日本 4, 😀 2, t\tx (escaped) 4; the widest sets the column.
+	local w=$((${#D} + 5)) d=${#D}
+	assert_equal "${#lines[@]}" 5
+	assert_line --index 0 "$(printf '%s%*s  VALUE  WAITERS  STATE' NAME $((w - 4)) '')"
+	assert_line --index 1 "$(printf '%s%*s  %5s  %7s  %s' "$D/a" $((w - d - 2)) '' 1 0 live)"
+	assert_line --index 2 "$(printf '%s  %5s  %7s  %s' "$D/t\\tx" 4 0 live)"
+	assert_line --index 3 "$(printf '%s  %5s  %7s  %s' "$D/日本" 2 0 live)"
+	assert_line --index 4 "$(printf '%s%*s  %5s  %7s  %s' "$D/😀" $((w - d - 3)) '' 3 0 live)"
+}

@@ -202,9 +202,10 @@ rewrite() {
 	sem_init "$D/s" 3
 	local id ns
 	id=$(set_id "$D/s")
-	ns=$(sed -n 's/.* ipcns=\([0-9]*\)$/\1/p' "$D/s")
-	rewrite "$D/s" "s/ ipcns=$ns\$/ ipcns=$((ns + 1))/"
-	grep -q " ipcns=$((ns + 1))\$" "$D/s"
+	# ipcns is followed by the optional cap field, or ends the line.
+	ns=$(sed -n 's/.* ipcns=\([0-9]*\)\( .*\)\{0,1\}$/\1/p' "$D/s")
+	rewrite "$D/s" "s/ ipcns=$ns\b/ ipcns=$((ns + 1))/"
+	grep -q " ipcns=$((ns + 1))\b" "$D/s"
 	all_refuse "$D/s"
 	assert_equal "$(value_of_id "$id")" 3
 	# That namespace may be live (namespaces.bats): only --force replaces the record.

@@ -190,3 +190,35 @@ EOF
 	assert_failure 1
 	assert_one_line_stderr
 }
+
+@test "sem_follow S | head -1 returns within 1 s while nothing changes: one line, 0" {
+	sem_init "$D/s" 3
+	local t0 t1
+	t0=$(now)
+	run --separate-stderr timeout 10 bash -c '
+		source "$REPO_ROOT/sh/sem.sh"
+		sem_follow "$1" | head -1
+		echo "statuses=${PIPESTATUS[*]}"
+	' _ "$D/s"
+	t1=$(now)
+	assert_success
+	assert_equal "$stderr" ""
+	assert_line --index 0 --regexp "^$STAMP value=3 waiters=0 last_pid=null\$"
+	assert_line --index 1 "statuses=0 0"
+	assert_equal "${#lines[@]}" 2
+	assert_elapsed "$t0" "$t1" 0 1.5
+}
+
+@test "follow ends quietly with 0 when its reader goes, without a change to print" {
+	sem_init "$D/s" 3
+	local t0 t1
+	t0=$(now)
+	run --separate-stderr timeout 10 bash -c '"$1" follow "$2" | { IFS= read -r line; echo "$line"; }; echo "status=${PIPESTATUS[0]}"' \
+		_ "$HELPER" "$D/s"
+	t1=$(now)
+	assert_success
+	assert_equal "$stderr" ""
+	assert_line --index 0 --regexp "^$STAMP value=3 waiters=0 last_pid=null\$"
+	assert_line --index 1 "status=0"
+	assert_elapsed "$t0" "$t1" 0 1.5
+}

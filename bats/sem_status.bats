@@ -211,7 +211,7 @@ record_key() {
 	run --separate-stderr "$HELPER" status --json "$D/s"
 	assert_failure 3
 	json_is "$output" "d['state'] == 'stale' and d['group'] is None and d['stale'] is True"
-	json_is "$output" "d['ipcns'] == $(sed -n 's/.* ipcns=\([0-9]*\)$/\1/p' "$D/s")"
+	json_is "$output" "d['ipcns'] == $(sed -n 's/.* ipcns=\([0-9]*\).*/\1/p' "$D/s")"
 }
 
 @test "status of a semaphore whose mode keeps the caller out says whose it is; list says no-access" {
@@ -227,4 +227,37 @@ record_key() {
 	run --separate-stderr as_nobody "$HELPER" list --json "$D"
 	assert_success
 	json_is "$output" "d[0]['state'] == 'no-access' and d[0]['access'] is False and 'belongs to uid 0' in d[0]['reason']"
+}
+
+@test "status shows the capacity (the initial value): a text line, and \"capacity\" in the JSON" {
+	sem_init "$D/s" 3
+	sem_post "$D/s" 2
+	run --separate-stderr sem_status "$D/s"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_output --regexp $'\n  value: +5\n  capacity: +3 \\(its initial value\\)\n'
+	run --separate-stderr "$HELPER" status --json "$D/s"
+	assert_success
+	json_is "$output" "d['capacity'] == 3 and d['value'] == 5"
+	# Every field is still there, the capacity added.
+	json_is "$output" "set(d) == {'name', 'value', 'capacity', 'waiters', 'zero_waiters', 'last_pid', 'last_op', 'changed', 'owner', 'mode', 'key', 'id', 'stale', 'access', 'reason', 'state', 'ipcns', 'group'}"
+	sem_init "$D/z" 0
+	run --separate-stderr "$HELPER" status --json "$D/z"
+	json_is "$output" "d['capacity'] == 0"
+}
+
+@test "status of a record written without cap: capacity unknown (text), null (JSON); stale: null" {
+	sem_init "$D/s" 3
+	sed -i 's/ cap=[0-9]*$//' "$D/s"
+	run --separate-stderr sem_status "$D/s"
+	assert_success
+	assert_output --regexp $'\n  capacity: +unknown'
+	run --separate-stderr "$HELPER" status --json "$D/s"
+	assert_success
+	json_is "$output" "d['capacity'] is None and d['value'] == 3"
+	sem_init "$D/t" 2
+	ipcrm -s "$(set_id "$D/t")"
+	run --separate-stderr "$HELPER" status --json "$D/t"
+	assert_failure 3
+	json_is "$output" "d['capacity'] is None and d['stale'] is True"
 }

@@ -433,3 +433,131 @@ switches() {
 		assert_output 1
 	done
 }
+
+# --- semctl-helper wait: -w/--timeout and -n N ---
+
+@test "wait -w SECONDS and --timeout SECONDS bound the wait as TIMEOUT does: 1 after about 1 s" {
+	"$HELPER" init "$D/s" 0
+	local opt t0 t1
+	for opt in -w --timeout; do
+		t0=$(now)
+		run --separate-stderr "$HELPER" wait "$D/s" "$opt" 1
+		t1=$(now)
+		assert_failure 1
+		assert_one_line_stderr
+		assert_elapsed "$t0" "$t1" 0.9 2.5
+	done
+	run --separate-stderr "$HELPER" wait --timeout=0 "$D/s"
+	assert_failure 1
+	"$HELPER" post "$D/s"
+	run --separate-stderr "$HELPER" wait "$D/s" --timeout 1
+	assert_success
+	assert_silent
+	run "$HELPER" peek "$D/s"
+	assert_output 0
+}
+
+@test "wait with both TIMEOUT and --timeout is a usage error (2), one line, taking nothing" {
+	"$HELPER" init "$D/s" 1
+	run --separate-stderr "$HELPER" wait "$D/s" 1 --timeout 1
+	assert_failure 2
+	assert_equal "$output" ""
+	assert_stderr_one_line
+	run --separate-stderr "$HELPER" wait -w 1 "$D/s" 1
+	assert_failure 2
+	assert_stderr_one_line
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+}
+
+@test "wait -n 2 takes 2 counts in one step; -n 2 with 1 there takes nothing" {
+	"$HELPER" init "$D/s" 3
+	run --separate-stderr "$HELPER" wait -n 2 "$D/s"
+	assert_success
+	assert_silent
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+	run --separate-stderr "$HELPER" wait "$D/s" --count 2 0
+	assert_failure 1
+	assert_one_line_stderr
+	run --separate-stderr "$HELPER" wait "$D/s" -n2 -w 0.2
+	assert_failure 1
+	assert_one_line_stderr
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+}
+
+@test "wait -n 3 wakes only when 3 are there, and takes all 3" {
+	"$HELPER" init "$D/s" 4
+	"$HELPER" wait -n 4 "$D/s" 0
+	bg "$HELPER" wait -n 3 "$D/s" 30
+	local pid=$!
+	wait_for_waiters "$D/s" 1
+	"$HELPER" post "$D/s"
+	"$HELPER" post "$D/s"
+	sleep 0.3
+	# Two are there: the waiter still sleeps and has taken nothing.
+	assert_equal "$(waiters "$D/s")" 1
+	run "$HELPER" peek "$D/s"
+	assert_output 2
+	"$HELPER" post "$D/s"
+	reap "$pid"
+	assert_success
+	run "$HELPER" peek "$D/s"
+	assert_output 0
+}
+
+@test "wait -n 5 on a semaphore made with 4 fails at once: 5, one line naming the capacity" {
+	"$HELPER" init "$D/s" 4
+	local t0 t1
+	t0=$(now)
+	run --separate-stderr "$HELPER" wait -n 5 "$D/s"
+	t1=$(now)
+	assert_failure 5
+	assert_equal "$output" ""
+	assert_stderr_one_line
+	assert_equal "$stderr" "semctl-helper: wait: $D/s: asks for 5 counts, but the semaphore holds at most 4 (its initial value)"
+	assert_elapsed "$t0" "$t1" 0 1
+	run "$HELPER" peek "$D/s"
+	assert_output 4
+	# Posted above its capacity, the value makes the take possible.
+	"$HELPER" post "$D/s"
+	run --separate-stderr "$HELPER" wait -n 5 "$D/s" 0
+	assert_success
+	assert_silent
+	run "$HELPER" peek "$D/s"
+	assert_output 0
+}
+
+@test "wait -n on a semaphore made with 0, or with an old record without cap, waits: nothing is refused" {
+	"$HELPER" init "$D/gate" 0
+	run --separate-stderr "$HELPER" wait -n 3 "$D/gate" 0.2
+	assert_failure 1
+	assert_one_line_stderr
+	"$HELPER" init "$D/old" 2
+	sed -i 's/ cap=[0-9]*$//' "$D/old"
+	run "$HELPER" peek "$D/old"
+	assert_output 2
+	run --separate-stderr "$HELPER" wait -n 5 "$D/old" 0.2
+	assert_failure 1
+	assert_one_line_stderr
+	"$HELPER" post "$D/old" 3
+	run --separate-stderr "$HELPER" wait -n 5 "$D/old" 0
+	assert_success
+}
+
+@test "wait -n with a bad N: 2 (5 above 32767), one line, taking nothing" {
+	"$HELPER" init "$D/s" 1
+	local n
+	for n in 0 -1 +1 1.5 abc '' ' 1' 0x1; do
+		run --separate-stderr "$HELPER" wait -n "$n" "$D/s" 0
+		assert_failure 2
+		assert_equal "$output" ""
+		assert_stderr_one_line
+	done
+	run --separate-stderr "$HELPER" wait -n 32768 "$D/s" 0
+	assert_failure 5
+	assert_stderr_one_line
+	run "$HELPER" peek "$D/s"
+	assert_output 1
+}

@@ -1,5 +1,6 @@
-//! Wall-clock time for people (local time stamps) and an interruptible nap.
+//! Wall-clock time for people (local time stamps) and interruptible naps.
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -38,4 +39,32 @@ pub fn local(secs: i64) -> String {
 /// Sleep for `d`, or less when a handled signal arrives (then `false`).
 pub fn nap(d: Duration) -> bool {
     !matches!(sys::nap(d), Err(Errno::EINTR))
+}
+
+/// How [`nap_watching`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nap {
+    /// The whole nap was slept.
+    Slept,
+    /// A handled signal ended it early.
+    Interrupted,
+    /// The descriptor watched reported an error or a hang-up: for a pipe we write to,
+    /// nobody reads it any more.
+    HungUp,
+}
+
+/// Sleep for `d`, or less when a handled signal arrives or `fd` hangs up (poll(2) with no
+/// events: a pipe whose readers are gone reports `POLLERR`). For a writer that would
+/// otherwise learn that its reader left only at its next write, which may be long after.
+pub fn nap_watching(fd: BorrowedFd<'_>, d: Duration) -> Nap {
+    match sys::hung_up_within(fd, d) {
+        Ok(false) => Nap::Slept,
+        Ok(true) => Nap::HungUp,
+        Err(Errno::EINTR) => Nap::Interrupted,
+        // ENOMEM: sleep all the same, so that a caller's loop doesn't spin.
+        Err(_) => match nap(d) {
+            true => Nap::Slept,
+            false => Nap::Interrupted,
+        },
+    }
 }

@@ -19,6 +19,7 @@
 //!
 //! * [`init`] publishes a complete record with `link(2)`, which fails if the name exists:
 //!   of many concurrent inits exactly one wins, and nobody sees a half-made semaphore.
+//!   [`init_or_open`] builds create-on-first-use on it: the losers open the winner's.
 //! * Reclaiming a stale name and [`destroy`] lock the record with `flock(2)` and re-check
 //!   that the name still refers to the locked file.
 //! * Operations never use `SEM_UNDO`: the helper exits right after its operation and an
@@ -57,7 +58,7 @@ pub mod userdb;
 
 pub use error::{Error, ErrorKind, Result};
 pub use inventory::{inspect, list, prune, Entry, Pruned, Pruning, State};
-pub use lifecycle::{destroy, init, init_with, InitOptions};
+pub use lifecycle::{destroy, init, init_or_open, init_with, InitOptions};
 pub use name::Name;
 pub use parse::{Timeout, MAX_VALUE};
 pub use semaphore::{examine, Examined, Semaphore, Status};

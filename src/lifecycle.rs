@@ -18,7 +18,7 @@ use crate::error::{kind_of, Error, ErrorKind, Result};
 use crate::inventory::Pruning;
 use crate::name::Name;
 use crate::record::{Origin, Record};
-use crate::semaphore::{other_namespace, random_u32, verify, Verdict};
+use crate::semaphore::{other_namespace, random_u32, verify, Semaphore, Verdict};
 use crate::store::{Dir, Found};
 use crate::sys::{self, Key, SemId};
 
@@ -60,6 +60,7 @@ impl NewSet {
                     key,
                     id,
                     origin: origin.clone(),
+                    capacity: Some(value),
                 },
                 published: false,
             };
@@ -224,6 +225,51 @@ fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()>
         ErrorKind::Other,
         "the name keeps changing; try again",
     ))
+}
+
+/// Open the semaphore `name`, creating it with `value` and `mode` first if nothing is
+/// there: create on first use. Returns the semaphore and whether this call created it.
+/// Of many callers racing on a missing name exactly one creates it, and none fails
+/// because another was first (its init loses at `link`, and it opens the winner's). A
+/// stale record owned by the caller is reclaimed, as [`init`] does; an existing semaphore
+/// is used as it is, whatever its value and mode.
+///
+/// # Errors
+/// As for [`Semaphore::open`] and [`init`]: [`ErrorKind::AlreadyExists`] when what stands
+/// at the name is neither a semaphore nor a stale record the caller may reclaim (another
+/// user's stale record, a file that isn't a record); [`ErrorKind::NotFound`] when the
+/// parent directory is missing.
+pub fn init_or_open(
+    name: &Name,
+    value: u16,
+    mode: u32,
+    opts: &InitOptions,
+) -> Result<(Semaphore, bool)> {
+    for _ in 0..ATTEMPTS {
+        match Semaphore::open(name) {
+            Ok(sem) => return Ok((sem, false)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => {}
+            Err(e) => return Err(e),
+        }
+        match init_with(name, value, mode, opts) {
+            // Opened again, verified like any other: a destroy may have come in between.
+            Ok(()) => match Semaphore::open(name) {
+                Ok(sem) => return Ok((sem, true)),
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            },
+            // Another caller created it first, or what stands there can't be reclaimed.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => match Semaphore::open(name) {
+                Ok(sem) => return Ok((sem, false)),
+                Err(again) if again.kind() == ErrorKind::NotFound => continue,
+                // A stale record init won't reclaim, or not a record: init says why.
+                Err(again) if again.kind() == ErrorKind::Stale => return Err(e),
+                Err(again) => return Err(again),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::new(ErrorKind::Other, "the name keeps changing; try again").at(name.path()))
 }
 
 /// Remove the semaphore `name`: its kernel set, which wakes every waiter with an error,

@@ -1,14 +1,17 @@
 //! The on-disk record: one line that says which kernel set a name stands for.
 //!
 //! ```text
-//! sem/1 key=0x5f3a9c21 id=32769 boot=0168607f-e148-4e9b-850c-d89014c5b95b ipcns=4026531839
+//! sem/1 key=0x5f3a9c21 id=32769 boot=0168607f-e148-4e9b-850c-d89014c5b95b ipcns=4026531839 cap=4
 //! ```
 //!
 //! A set id means nothing outside the boot and the IPC namespace that made it, and ids are
 //! reused once a set is removed; so the record carries the boot id and the namespace, and
 //! the random key the set was created with. A record is believed only when all of them
-//! still match (see `semaphore.rs`). The parser is strict: one exact line, fields in this
-//! order, canonical numbers; anything else is not a record.
+//! still match (see `semaphore.rs`). The optional last field, `cap`, is the value the set
+//! was created with, its capacity: a weighted take larger than that can't succeed and is
+//! refused at once. Records written before it existed have no `cap` (capacity unknown).
+//! The parser is strict: one exact line, fields in this order, canonical numbers; anything
+//! else is not a record.
 
 use std::fmt;
 
@@ -22,7 +25,8 @@ pub const VERSION: u32 = 1;
 pub const MAX_LEN: u64 = 256;
 
 /// The length of the shortest possible record: `sem/1 key=0x` + 8 hex digits + ` id=` +
-/// a digit + ` boot=` + a 36-character UUID + ` ipcns=` + a digit + a newline. A shorter
+/// a digit + ` boot=` + a 36-character UUID + ` ipcns=` + a digit + a newline, with no
+/// `cap` field (a record written before capacities were recorded). A shorter
 /// file is refused without being opened, which keeps us from reading files whose size
 /// says nothing, like those in /proc (reading /proc/kmsg would consume the kernel log).
 pub const MIN_LEN: u64 = 76;
@@ -80,16 +84,22 @@ pub struct Record {
     pub id: SemId,
     /// The boot and namespace the set was created in.
     pub origin: Origin,
+    /// The value the set was created with (0..=32767), if the record says: its capacity.
+    pub capacity: Option<u16>,
 }
 
 impl fmt::Display for Record {
     /// The exact line written to disk, newline included.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
             "sem/{VERSION} key={:#010x} id={} boot={} ipcns={}",
             self.key.0 as u32, self.id.0, self.origin.boot, self.origin.ipcns
-        )
+        )?;
+        if let Some(cap) = self.capacity {
+            write!(f, " cap={cap}")?;
+        }
+        writeln!(f)
     }
 }
 
@@ -135,6 +145,16 @@ impl Record {
         let id = field("id")?;
         let boot = field("boot")?;
         let ipcns = field("ipcns")?;
+        // The one optional field, last: absent in records written before it existed.
+        let capacity = match fields.next() {
+            None => None,
+            Some(f) => Some(
+                f.strip_prefix("cap=")
+                    .and_then(canonical_u64)
+                    .filter(|&c| c <= u64::from(crate::parse::MAX_VALUE))
+                    .ok_or(ParseError::Malformed)? as u16,
+            ),
+        };
         if fields.next().is_some() {
             return Err(ParseError::Malformed);
         }
@@ -158,6 +178,7 @@ impl Record {
                 boot: boot.to_owned(),
                 ipcns,
             },
+            capacity,
         })
     }
 }
@@ -195,6 +216,7 @@ mod tests {
                 boot: "0168607f-e148-4e9b-850c-d89014c5b95b".into(),
                 ipcns: 4026531839,
             },
+            capacity: None,
         }
     }
 
@@ -209,6 +231,23 @@ mod tests {
         assert_eq!(Record::parse(line.as_bytes()).unwrap(), r);
         let high = Record { key: Key(-2), ..r };
         assert_eq!(Record::parse(high.to_string().as_bytes()).unwrap(), high);
+    }
+
+    #[test]
+    fn round_trip_with_a_capacity() {
+        for cap in [0, 4, 32767] {
+            let r = Record {
+                capacity: Some(cap),
+                ..sample()
+            };
+            let line = r.to_string();
+            assert_eq!(
+                line,
+                format!("sem/1 key=0x5f3a9c21 id=32769 boot=0168607f-e148-4e9b-850c-d89014c5b95b ipcns=4026531839 cap={cap}\n")
+            );
+            assert_eq!(Record::parse(line.as_bytes()).unwrap(), r);
+            assert!(line.len() as u64 <= MAX_LEN);
+        }
     }
 
     #[test]
@@ -247,6 +286,45 @@ mod tests {
     }
 
     #[test]
+    fn strictness_of_the_capacity() {
+        let good = Record {
+            capacity: Some(4),
+            ..sample()
+        }
+        .to_string();
+        assert!(Record::parse(good.as_bytes()).is_ok());
+        let bad = [
+            good.replace(" cap=4", " cap=04"),
+            good.replace(" cap=4", " cap=-4"),
+            good.replace(" cap=4", " cap=+4"),
+            good.replace(" cap=4", " cap="),
+            good.replace(" cap=4", " cap=32768"),
+            good.replace(" cap=4", " cap=99999999999999999999"),
+            good.replace(" cap=4", " cap=0x4"),
+            good.replace(" cap=4", " cap=4 "),
+            good.replace(" cap=4", "  cap=4"),
+            good.replace(" cap=4", " cap=4 cap=4"),
+            good.replace(" cap=4", " capacity=4"),
+            good.replace(" cap=4", " CAP=4"),
+            good.replace(" cap=4", " cap=4 extra"),
+            good.replace(" cap=4", " "),
+            // Out of order: the capacity comes last.
+            good.replace(" ipcns=4026531839 cap=4", " cap=4 ipcns=4026531839"),
+        ];
+        for b in &bad {
+            assert_eq!(
+                Record::parse(b.as_bytes()),
+                Err(ParseError::Malformed),
+                "{b:?}"
+            );
+        }
+        let max = good.replace(" cap=4", " cap=32767");
+        assert_eq!(Record::parse(max.as_bytes()).unwrap().capacity, Some(32767));
+        let zero = good.replace(" cap=4", " cap=0");
+        assert_eq!(Record::parse(zero.as_bytes()).unwrap().capacity, Some(0));
+    }
+
+    #[test]
     fn the_shortest_record_is_min_len_long() {
         let short = Record {
             key: Key(1),
@@ -255,10 +333,21 @@ mod tests {
                 ipcns: 0,
                 ..sample().origin
             },
+            capacity: None,
         };
         let line = short.to_string();
         assert_eq!(line.len() as u64, MIN_LEN, "{line:?}");
         assert!(sample().to_string().len() as u64 >= MIN_LEN);
+        let longest = Record {
+            key: Key(-1),
+            id: SemId(i32::MAX),
+            origin: Origin {
+                ipcns: u64::MAX,
+                ..sample().origin
+            },
+            capacity: Some(crate::parse::MAX_VALUE),
+        };
+        assert!(longest.to_string().len() as u64 <= MAX_LEN);
     }
 
     #[test]

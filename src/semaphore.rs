@@ -22,7 +22,7 @@ use crate::store::{Dir, Found, RecordFile};
 use crate::sys::{self, Key, SemId};
 
 /// An infinite wait sleeps in slices this long, so that the kernel always has a timeout
-/// that a stop signal can zero (see `sys::take_one_within`). A slice ending is invisible.
+/// that a stop signal can zero (see `sys::take_within`). A slice ending is invisible.
 const FOREVER_SLICE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A semaphore whose record was verified against its kernel set.
@@ -32,6 +32,7 @@ pub struct Semaphore {
     key: Key,
     id: SemId,
     owner: u32,
+    capacity: Option<u16>,
 }
 
 /// What a record file turned out to be.
@@ -243,6 +244,8 @@ pub fn examine(name: &Name) -> Result<Examined> {
             .map(|r| (r.key.0, r.id.0, r.origin.ipcns))
             .unwrap_or((0, -1, 0))
     };
+    // The capacity is not part of what makes a record trustworthy: read it on its own.
+    let capacity = Record::parse(file.bytes()).ok().and_then(|r| r.capacity);
     let verdict = match verify(&file, &origin) {
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
             let (key, id, ipcns) = recorded();
@@ -262,6 +265,7 @@ pub fn examine(name: &Name) -> Result<Examined> {
             key,
             id,
             owner: file.uid(),
+            capacity,
         })),
         Verdict::Stale(reason) => {
             let (key, id, ipcns) = recorded();
@@ -328,6 +332,12 @@ impl Semaphore {
     /// The uid that owns the record and the set.
     pub fn owner(&self) -> u32 {
         self.owner
+    }
+
+    /// The value the semaphore was created with, its capacity, as its record says; `None`
+    /// for a record written before sem recorded it. Posts may raise the value above it.
+    pub fn capacity(&self) -> Option<u16> {
+        self.capacity
     }
 
     fn op_error(&self, e: Errno) -> Error {
@@ -408,7 +418,20 @@ impl Semaphore {
     /// [`crate::signals::abort_waits_on_stop_signals`] ended the wait, taking nothing;
     /// [`ErrorKind::Removed`] when the semaphore was destroyed meanwhile.
     pub fn wait(&self, timeout: Timeout) -> Result<()> {
-        self.take(timeout, false)
+        self.take(1, timeout, false)
+    }
+
+    /// Take `n` counts (1..=32767) in one step, as [`Semaphore::wait`] takes one: the
+    /// kernel takes all of them at once or none, so the waiter sleeps until the value is at
+    /// least `n`. A take that can never succeed fails at once rather than wait for ever:
+    /// when the capacity is known and `n` is above both it and the value now. (A
+    /// semaphore created with 0 is a gate that only posts fill: no take on it is refused.)
+    ///
+    /// # Errors
+    /// As for [`Semaphore::wait`]; [`ErrorKind::OutOfRange`] for an impossible take, or an
+    /// `n` above 32767; [`ErrorKind::InvalidInput`] for an `n` of 0.
+    pub fn wait_n(&self, n: u16, timeout: Timeout) -> Result<()> {
+        self.take(n, timeout, false)
     }
 
     /// Like [`Semaphore::wait`], but the count is taken with `SEM_UNDO`: the kernel gives
@@ -419,17 +442,84 @@ impl Semaphore {
     /// # Errors
     /// As for [`Semaphore::wait`].
     pub fn hold(&self, timeout: Timeout) -> Result<()> {
-        self.take(timeout, true)
+        self.take(1, timeout, true)
     }
 
-    fn take(&self, timeout: Timeout, undo: bool) -> Result<()> {
+    /// Like [`Semaphore::wait_n`], with `SEM_UNDO` as for [`Semaphore::hold`]: all `n`
+    /// counts come back when this process ends.
+    ///
+    /// # Errors
+    /// As for [`Semaphore::wait_n`].
+    pub fn hold_n(&self, n: u16, timeout: Timeout) -> Result<()> {
+        self.take(n, timeout, true)
+    }
+
+    /// Refuse a take of `n` that can never succeed: more than the semaphore was created
+    /// with and more than it holds now. Posts could still raise the value that far, but a
+    /// slot semaphore's value comes back to its capacity, not above, and a waiter that
+    /// waited for ever would be the worse surprise.
+    fn check_possible(&self, n: u16) -> Result<()> {
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a take is of 1 to {} counts, not 0",
+                    crate::parse::MAX_VALUE
+                ),
+            )
+            .at(self.name.path()));
+        }
+        if n > crate::parse::MAX_VALUE {
+            return Err(Error::new(
+                ErrorKind::OutOfRange,
+                format!(
+                    "asks for {n} counts, but a semaphore holds at most {}",
+                    crate::parse::MAX_VALUE
+                ),
+            )
+            .at(self.name.path()));
+        }
+        match self.capacity {
+            // Capacity 0 is a gate, filled only by posts: nothing is impossible on it.
+            Some(cap) if cap > 0 && n > cap && self.below(n)? => Err(Error::new(
+                ErrorKind::OutOfRange,
+                format!(
+                    "asks for {n} counts, but the semaphore holds at most {cap} (its initial value)"
+                ),
+            )
+            .at(self.name.path())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the value is below `n` now. A mode that lets us take but not read (0620 for
+    /// the group) counts as below: the value can't be seen to make the take possible.
+    fn below(&self, n: u16) -> Result<bool> {
+        match self.value() {
+            Ok(v) => Ok(v < n),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn take(&self, n: u16, timeout: Timeout, undo: bool) -> Result<()> {
+        self.check_possible(n)?;
         let deadline = match timeout {
             Timeout::Never => {
                 let mut flags = libc::IPC_NOWAIT as libc::c_short;
                 if undo {
                     flags |= libc::SEM_UNDO as libc::c_short;
                 }
-                return sys::semop(self.id, -1, flags).map_err(|e| self.op_error(e));
+                // check_possible keeps n within 1..=32767.
+                let delta = -(n as i16);
+                return match sys::semop(self.id, delta, flags) {
+                    Err(Errno::EAGAIN) if n > 1 => Err(Error::new(
+                        ErrorKind::WouldBlock,
+                        format!("would block: the value is below {n}"),
+                    )
+                    .at(self.name.path())),
+                    r => r.map_err(|e| self.op_error(e)),
+                };
             }
             Timeout::Forever => None,
             Timeout::After(d) => Some(Instant::now() + d),
@@ -439,7 +529,7 @@ impl Semaphore {
                 None => FOREVER_SLICE,
                 Some(d) => d.saturating_duration_since(Instant::now()),
             };
-            match sys::take_one_within(self.id, slice, undo) {
+            match sys::take_within(self.id, n, slice, undo) {
                 Ok(()) => return Ok(()),
                 Err(Errno::EINTR | Errno::EAGAIN) if sys::stop_signal().is_some() => {
                     return Err(
@@ -509,6 +599,8 @@ pub struct Status {
     pub group: u32,
     /// The set's permission bits.
     pub mode: u32,
+    /// The value the set was created with, as its record says (`None`: not recorded).
+    pub capacity: Option<u16>,
 }
 
 impl Semaphore {
@@ -536,6 +628,7 @@ impl Semaphore {
             owner: ds.sem_perm.uid,
             group: ds.sem_perm.gid,
             mode: u32::from(ds.sem_perm.mode) & 0o777,
+            capacity: self.capacity,
         })
     }
 }

@@ -7,6 +7,7 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{compiler_fence, AtomicI32, Ordering};
 use std::time::Duration;
 
@@ -227,15 +228,23 @@ pub fn catch_stop_signal(sig: libc::c_int) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-/// `semtimedop(id, {0, -1, flags}, 1, timeout)`: take one count, sleeping in the kernel
-/// for at most `timeout`, and ending early, taking nothing, when a stop signal arrives.
-/// With `undo`, the count is taken with `SEM_UNDO`: the kernel gives it back when this
-/// process ends, however it ends (the adjustment survives execve(2), not fork(2)).
+/// `semtimedop(id, {0, -n, flags}, 1, timeout)`: take `n` counts (1..=32767) at once,
+/// sleeping in the kernel for at most `timeout`, and ending early, taking nothing, when a
+/// stop signal arrives. The kernel takes all `n` in one step or none: a waiter for `n`
+/// sleeps until the value is at least `n`. With `undo`, the counts are taken with
+/// `SEM_UNDO`: the kernel gives them back when this process ends, however it ends (the
+/// adjustment survives execve(2), not fork(2)).
 ///
 /// # Errors
 /// `EAGAIN` when the timeout expired (or was zeroed by a stop signal), `EINTR`, `EIDRM`,
-/// `EACCES`, `EINVAL`; see semtimedop(2).
-pub fn take_one_within(id: SemId, timeout: Duration, undo: bool) -> Result<(), Errno> {
+/// `EACCES`, `EINVAL`; `ERANGE` for an `n` of 0 or above 32767 (nothing is attempted);
+/// see semtimedop(2).
+pub fn take_within(id: SemId, n: u16, timeout: Duration, undo: bool) -> Result<(), Errno> {
+    // A sem_op of 0 would wait for zero, and the kernel caps a semaphore at SEMVMX.
+    let delta = match i16::try_from(n) {
+        Ok(d) if d > 0 => -d,
+        _ => return Err(Errno::ERANGE),
+    };
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -249,7 +258,7 @@ pub fn take_one_within(id: SemId, timeout: Duration, undo: bool) -> Result<(), E
     }
     let mut op = libc::sembuf {
         sem_num: 0,
-        sem_op: -1,
+        sem_op: delta,
         sem_flg: if undo {
             libc::SEM_UNDO as libc::c_short
         } else {
@@ -416,6 +425,28 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> Result<usize
     Errno::result(r).map(|n| n as usize)
 }
 
+/// `poll({fd, events: 0}, 1, timeout)`: sleep for `timeout`, or less when `fd` reports an
+/// error or a hang-up, which poll(2) reports even though no event is asked for: the write
+/// end of a pipe whose readers are all gone polls `POLLERR`, a socket whose peer closed or
+/// a terminal that hung up `POLLHUP`, a descriptor that isn't open `POLLNVAL`. A terminal,
+/// a file or a pipe that is still read report nothing, so the call sleeps. Returns whether
+/// `fd` reported one of them.
+///
+/// # Errors
+/// `EINTR` when a handled signal arrives, `ENOMEM`; see poll(2).
+pub fn hung_up_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, Errno> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd for the whole call, and nfds is 1.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    Errno::result(r)?;
+    Ok(pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0)
+}
+
 /// Whether `fork` returned in the parent or the child.
 pub enum Forked {
     /// In the parent.
@@ -484,6 +515,7 @@ pub fn reset_to_default(sig: libc::c_int) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     /// A private set, removed when dropped so that a failing test leaks nothing.
     struct PrivateSet(SemId);
@@ -530,13 +562,57 @@ mod tests {
         let s = PrivateSet::new();
         let t = std::time::Instant::now();
         assert_eq!(
-            take_one_within(s.0, Duration::from_millis(50), false),
+            take_within(s.0, 1, Duration::from_millis(50), false),
             Err(Errno::EAGAIN)
         );
         assert!(t.elapsed() >= Duration::from_millis(45));
         set_val(s.0, 1).unwrap();
-        take_one_within(s.0, Duration::from_millis(50), false).unwrap();
+        take_within(s.0, 1, Duration::from_millis(50), false).unwrap();
         assert_eq!(get_val(s.0), Ok(0));
+    }
+
+    #[test]
+    fn weighted_takes_are_all_or_nothing() {
+        let s = PrivateSet::new();
+        set_val(s.0, 2).unwrap();
+        assert_eq!(
+            take_within(s.0, 3, Duration::from_millis(20), false),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(get_val(s.0), Ok(2), "a failed take of 3 took nothing");
+        set_val(s.0, 5).unwrap();
+        take_within(s.0, 3, Duration::from_millis(20), false).unwrap();
+        assert_eq!(get_val(s.0), Ok(2));
+        assert_eq!(
+            take_within(s.0, 0, Duration::ZERO, false),
+            Err(Errno::ERANGE)
+        );
+        assert_eq!(
+            take_within(s.0, 32768, Duration::ZERO, false),
+            Err(Errno::ERANGE)
+        );
+        assert_eq!(get_val(s.0), Ok(2));
+    }
+
+    #[test]
+    fn a_pipe_without_readers_is_seen_at_once() {
+        let (r, w) = nix::unistd::pipe().expect("a pipe");
+        let t = std::time::Instant::now();
+        assert_eq!(
+            hung_up_within(w.as_fd(), Duration::from_millis(30)),
+            Ok(false)
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(25),
+            "a read pipe sleeps"
+        );
+        drop(r);
+        let t = std::time::Instant::now();
+        assert_eq!(hung_up_within(w.as_fd(), Duration::from_secs(5)), Ok(true));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a pipe without readers wakes at once"
+        );
     }
 
     #[test]

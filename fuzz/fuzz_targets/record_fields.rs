@@ -1,14 +1,14 @@
 //! The record writer and parser together, on arbitrary field values: every record sem
-//! can write (non-zero key, non-negative id, a lowercase UUID boot id, any namespace inode)
-//! parses back to itself, and changing any one byte of its line never yields a different
+//! can write (non-zero key, non-negative id, a lowercase UUID boot id, any namespace inode,
+//! a capacity of 0..=32767 or none) parses back to itself, and changing any one byte of its line never yields a different
 //! record that writes back to the original line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sem::fuzzing::{Key, Origin, Record, SemId, MAX_LEN};
 
-fuzz_target!(|input: (u32, u32, [u8; 16], u64, u16, u8)| {
-    let (key, id, boot, ipcns, at, byte) = input;
+fuzz_target!(|input: (u32, u32, [u8; 16], u64, Option<u16>, u16, u8)| {
+    let (key, id, boot, ipcns, capacity, at, byte) = input;
     let key = if key == 0 { 1 } else { key };
     let hex: String = boot.iter().map(|b| format!("{b:02x}")).collect();
     let boot = format!(
@@ -23,6 +23,7 @@ fuzz_target!(|input: (u32, u32, [u8; 16], u64, u16, u8)| {
         key: Key(key as i32),
         id: SemId((id & 0x7fff_ffff) as i32),
         origin: Origin { boot, ipcns },
+        capacity: capacity.map(|c| c & 0x7fff),
     };
     let line = rec.to_string();
     assert!(

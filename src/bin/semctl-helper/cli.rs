@@ -23,9 +23,10 @@ pub enum Invocation {
     },
     /// `relax NAME`
     Relax { name: OsString },
-    /// `wait NAME [TIMEOUT]`
+    /// `wait NAME [-n N] [-w S | TIMEOUT]`
     Wait {
         name: OsString,
+        count: Option<OsString>,
         timeout: Option<OsString>,
     },
     /// `trywait NAME`
@@ -34,16 +35,18 @@ pub enum Invocation {
     Peek { name: OsString },
     /// `destroy NAME`
     Destroy { name: OsString },
-    /// `run NAME [-w S] [-E C] -- PROGRAM [ARG...]`
+    /// `run NAME [--init V [--mode M]] [-n N] [-w S] [-E C] -- PROGRAM [ARG...]`
     Run {
         name: OsString,
+        take: Take,
         wait: Option<OsString>,
         code: Option<OsString>,
         command: Vec<OsString>,
     },
-    /// `hold NAME [-w S] [--shell]`
+    /// `hold NAME [--init V [--mode M] [--group G]] [-n N] [-w S] [--shell]`
     Hold {
         name: OsString,
+        take: Take,
         wait: Option<OsString>,
         shell: bool,
     },
@@ -57,6 +60,15 @@ pub enum Invocation {
     List { dir: Option<OsString>, json: bool },
     /// `prune [DIR]`
     Prune { dir: Option<OsString> },
+}
+
+/// What `run` and `hold` take, unparsed: how many counts, and what to create the
+/// semaphore with if it doesn't exist yet.
+pub struct Take {
+    pub count: Option<OsString>,
+    pub init: Option<OsString>,
+    pub mode: Option<OsString>,
+    pub group: Option<OsString>,
 }
 
 fn positional(id: &'static str, help: &'static str) -> Arg {
@@ -83,6 +95,38 @@ fn wait_option() -> Arg {
         .help("Wait at most this long for a count (fractions allowed; 0: try once; negative: forever)")
         .value_parser(clap::value_parser!(OsString))
         .allow_negative_numbers(true)
+}
+
+fn count_option() -> Arg {
+    Arg::new("count")
+        .short('n')
+        .long("count")
+        .value_name("N")
+        .help("Take N counts at once (1..32767, default 1): all of them or none")
+        .value_parser(clap::value_parser!(OsString))
+}
+
+/// `--init VALUE [--mode MODE] [--group GROUP]`: create on first use.
+fn init_options() -> [Arg; 3] {
+    [
+        Arg::new("init")
+            .long("init")
+            .value_name("VALUE")
+            .help("Create NAME with VALUE (0..32767) if it doesn't exist; if it does, use it as it is")
+            .value_parser(clap::value_parser!(OsString)),
+        Arg::new("mode")
+            .long("mode")
+            .value_name("MODE")
+            .help("With --init: octal permissions of a set it creates (default 0600)")
+            .value_parser(clap::value_parser!(OsString))
+            .requires("init"),
+        Arg::new("group")
+            .long("group")
+            .value_name("GROUP")
+            .help("With --init: the group of a set it creates (a name or a gid; one of yours unless you are root)")
+            .value_parser(clap::value_parser!(OsString))
+            .requires("init"),
+    ]
 }
 
 fn json_flag() -> Arg {
@@ -146,12 +190,30 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("wait")
-                .about("Take one count of NAME, sleeping in the kernel until one is posted")
+                .about(
+                    "Take one count of NAME (or N at once), sleeping in the kernel until enough \
+                     are posted",
+                )
+                .arg(count_option())
+                .arg(
+                    Arg::new("timeout")
+                        .short('w')
+                        .long("timeout")
+                        .alias("wait")
+                        .value_name("SECONDS")
+                        .help("As TIMEOUT")
+                        .value_parser(clap::value_parser!(OsString))
+                        .allow_negative_numbers(true),
+                )
                 .arg(name())
-                .arg(positional(
-                    "TIMEOUT",
-                    "Seconds, fractions allowed; negative: forever; 0: don't wait",
-                )),
+                .arg(
+                    // Negative numbers, not any hyphen value: `-n3` after NAME is an option.
+                    Arg::new("TIMEOUT")
+                        .help("Seconds, fractions allowed; negative: forever; 0: don't wait")
+                        .value_parser(clap::value_parser!(OsString))
+                        .allow_negative_numbers(true)
+                        .conflicts_with("timeout"),
+                ),
         )
         .subcommand(
             Command::new("trywait")
@@ -167,11 +229,13 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("run")
                 .about(
-                    "Take one count of NAME, then run PROGRAM, which holds the count until it \
+                    "Take one count of NAME (or N), then run PROGRAM, which holds them until it \
                      ends, however it ends (SEM_UNDO). Exits with PROGRAM's status; with CODE \
                      when no count came in time; 125 when run itself fails; 126 when PROGRAM \
                      can't be run; 127 when it isn't found",
                 )
+                .args(init_options())
+                .arg(count_option())
                 .arg(wait_option())
                 .arg(
                     Arg::new("code")
@@ -201,10 +265,12 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("hold")
                 .about(
-                    "Take one count of NAME (SEM_UNDO), print \"ok\", and keep it until a byte \
+                    "Take one count of NAME (or N; SEM_UNDO), print \"ok\", and keep it until a byte \
                      or end of file arrives on stdin or its caller ends; without a count, print \"no STATUS\" (used by \
                      sem_run for shell functions)",
                 )
+                .args(init_options())
+                .arg(count_option())
                 .arg(wait_option())
                 .arg(
                     Arg::new("shell")
@@ -258,6 +324,15 @@ fn take(m: &mut ArgMatches, id: &str) -> Option<OsString> {
     m.remove_one::<OsString>(id)
 }
 
+fn take_options(m: &mut ArgMatches) -> Take {
+    Take {
+        count: take(m, "count"),
+        init: take(m, "init"),
+        mode: take(m, "mode"),
+        group: take(m, "group"),
+    }
+}
+
 /// Turn clap's matches into an [`Invocation`].
 pub fn invocation(mut m: ArgMatches) -> Invocation {
     // subcommand_required(true) and required(true) guarantee these are present.
@@ -293,13 +368,16 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
         "relax" => Invocation::Relax { name },
         "wait" => Invocation::Wait {
             name,
-            timeout: take(&mut a, "TIMEOUT"),
+            count: take(&mut a, "count"),
+            // clap refuses both at once.
+            timeout: take(&mut a, "TIMEOUT").or_else(|| take(&mut a, "timeout")),
         },
         "trywait" => Invocation::TryWait { name },
         "peek" => Invocation::Peek { name },
         "destroy" => Invocation::Destroy { name },
         "run" => Invocation::Run {
             name,
+            take: take_options(&mut a),
             wait: take(&mut a, "wait"),
             code: take(&mut a, "code"),
             command: a
@@ -309,6 +387,7 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
         },
         "hold" => Invocation::Hold {
             name,
+            take: take_options(&mut a),
             wait: take(&mut a, "wait"),
             shell: a.get_flag("shell"),
         },

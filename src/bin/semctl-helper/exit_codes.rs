@@ -33,7 +33,8 @@ Exit codes:
   3  no such semaphore here: none, a stale or untrusted record, one of another IPC
      namespace, or destroyed while waiting
   4  permission denied, or not the owner
-  5  out of range (a value above 32767) or a kernel limit (SEMMNI, SEMMNS)
+  5  out of range (a value above 32767, a take above the capacity) or a kernel
+     limit (SEMMNI, SEMMNS)
   6  init: something already stands at the name
   7  any other system error
   A wait ended by a signal dies of that signal (128+N in the shell).\n";

@@ -95,6 +95,73 @@ fn group(g: &str) -> anyhow::Result<u32> {
     })
 }
 
+/// A `-n N` argument: how many counts to take at once, 1..32767; absent means 1.
+fn count(n: Option<OsString>) -> anyhow::Result<u16> {
+    let Some(n) = n else { return Ok(1) };
+    let n = utf8(n, "count")?;
+    match sem::parse::value(&n) {
+        Ok(0) => Err(usage(format!(
+            "invalid count \"0\": a take is of 1 to {} counts",
+            sem::MAX_VALUE
+        ))),
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == ErrorKind::InvalidInput => Err(usage(format!(
+            "invalid count {n:?}: expected decimal digits, 1 to {}",
+            sem::MAX_VALUE
+        ))),
+        Err(_) => Err(anyhow!(sem::Error::new(
+            ErrorKind::OutOfRange,
+            format!(
+                "count {n} is out of range: a take is of at most {}",
+                sem::MAX_VALUE
+            )
+        ))),
+    }
+}
+
+/// What `run` and `hold` take: how many counts, and whether to create the semaphore.
+pub struct Slot {
+    /// How many counts, 1..32767.
+    pub count: u16,
+    /// `--init VALUE [--mode MODE] [--group GROUP]`: create NAME with these if it
+    /// doesn't exist.
+    init: Option<(u16, u32, sem::InitOptions)>,
+}
+
+impl Slot {
+    fn parse(t: cli::Take) -> anyhow::Result<Slot> {
+        let init = match t.init {
+            None => None,
+            Some(v) => {
+                let value = sem::parse::value(&utf8(v, "value")?)?;
+                let mode = match t.mode {
+                    Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
+                    None => 0o600,
+                };
+                let opts = sem::InitOptions {
+                    group: t.group.map(|g| group(&utf8(g, "group")?)).transpose()?,
+                    ..sem::InitOptions::default()
+                };
+                Some((value, mode, opts))
+            }
+        };
+        Ok(Slot {
+            count: count(t.count)?,
+            init,
+        })
+    }
+
+    /// Open NAME; with `--init`, create it first if nothing is there.
+    pub fn open(&self, name: &Name) -> sem::Result<Semaphore> {
+        match self.init {
+            Some((value, mode, ref opts)) => {
+                sem::init_or_open(name, value, mode, opts).map(|(s, _)| s)
+            }
+            None => Semaphore::open(name),
+        }
+    }
+}
+
 fn run() -> anyhow::Result<ExitCode> {
     let matches = match cli::command().try_get_matches() {
         Ok(m) => m,
@@ -132,19 +199,29 @@ fn run() -> anyhow::Result<ExitCode> {
 
 fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
     match inv {
-        Invocation::Wait { name, timeout: t } => return wait(name, timeout(t)?),
+        Invocation::Wait {
+            name,
+            count: n,
+            timeout: t,
+        } => return wait(name, count(n)?, timeout(t)?),
         Invocation::Run {
             name,
+            take,
             wait,
             code,
             command,
-        } => return slot::run(name, timeout(wait)?, code, command),
-        Invocation::Hold { name, wait, shell } => {
+        } => return slot::run(name, &Slot::parse(take)?, timeout(wait)?, code, command),
+        Invocation::Hold {
+            name,
+            take,
+            wait,
+            shell,
+        } => {
             let keep = match shell {
                 true => slot::Keep::WhileCallerLives,
                 false => slot::Keep::UntilReleased,
             };
-            return slot::hold(name, timeout(wait)?, keep);
+            return slot::hold(name, &Slot::parse(take)?, timeout(wait)?, keep);
         }
         Invocation::Follow { name } => return report::follow(&Name::resolve(&name)?),
         _ => {}
@@ -197,13 +274,13 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-fn wait(name: OsString, timeout: Timeout) -> anyhow::Result<ExitCode> {
+fn wait(name: OsString, n: u16, timeout: Timeout) -> anyhow::Result<ExitCode> {
     let name = Name::resolve(&name)?;
     // A waiter whose caller is gone must not linger and later take a count for nobody.
     signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
     let sem = Semaphore::open(&name)?;
-    match sem.wait(timeout) {
+    match sem.wait_n(n, timeout) {
         Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
             Some(sig) => signals::die_of(sig),
             None => Err(e.into()),

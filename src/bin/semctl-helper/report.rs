@@ -3,11 +3,14 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use sem::clock::Nap;
 use sem::{clock, signals, Entry, ErrorKind, Name, Pruning, Semaphore, State};
+use unicode_width::UnicodeWidthStr;
 
 use crate::exit_codes::ExitCode;
 
@@ -60,7 +63,7 @@ fn json(e: &Entry) -> String {
     );
     let unknown = |stale: bool, access: bool, why: &str| {
         format!(
-            "{{\"name\":{name},\"value\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":{stale},\"access\":{access},\"reason\":{}{tail},\"group\":null}}",
+            "{{\"name\":{name},\"value\":null,\"capacity\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":{stale},\"access\":{access},\"reason\":{}{tail},\"group\":null}}",
             e.owner,
             e.id,
             json_str(why)
@@ -68,8 +71,9 @@ fn json(e: &Entry) -> String {
     };
     match &e.state {
         State::Live(s) => format!(
-            "{{\"name\":{name},\"value\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null{tail},\"group\":{}}}",
+            "{{\"name\":{name},\"value\":{},\"capacity\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null{tail},\"group\":{}}}",
             s.value,
+            opt(s.capacity),
             s.waiters,
             s.zero_waiters,
             opt(s.last_pid),
@@ -99,6 +103,13 @@ fn printable(s: &str) -> String {
             esc
         })
         .collect()
+}
+
+/// `s` followed by spaces up to `width` display columns.
+fn pad(s: &str, width: usize) -> String {
+    let mut out = s.to_owned();
+    out.extend(std::iter::repeat(' ').take(width.saturating_sub(s.width())));
+    out
 }
 
 /// "root (uid 0)", or "uid 1234" when the password database has no such user.
@@ -134,6 +145,15 @@ fn ago_text(secs: i64) -> String {
     }
 }
 
+/// The capacity line's text: what `wait -n`, `run -n` and `hold -n` are checked against.
+fn capacity_text(cap: Option<u16>) -> String {
+    match cap {
+        Some(0) => "0 (created empty: only posts fill it)".into(),
+        Some(c) => format!("{c} (its initial value)"),
+        None => "unknown (created before sem recorded it)".into(),
+    }
+}
+
 /// The summary for people.
 fn text(e: &Entry) -> String {
     let path = e.name.path().display();
@@ -146,8 +166,9 @@ fn text(e: &Entry) -> String {
                 _ => "none yet".into(),
             };
             format!(
-                "{path}: live\n  value:    {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, group {}, mode {:04o}\n  kernel:   {kernel}\n",
+                "{path}: live\n  value:    {}\n  capacity: {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, group {}, mode {:04o}\n  kernel:   {kernel}\n",
                 s.value,
+                capacity_text(s.capacity),
                 s.waiters,
                 user(s.owner),
                 group(s.group),
@@ -228,12 +249,21 @@ pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
                 [printable(&e.name.path().to_string_lossy()), v, w, st.into()]
             })
             .collect();
-        let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(4);
+        // Padded by the columns a terminal gives each name (two for CJK and most
+        // emoji), not by bytes or chars, so that the columns after it line up.
+        let width = rows.iter().map(|r| r[0].width()).max().unwrap_or(0).max(4);
         if !rows.is_empty() {
-            let _ = writeln!(out, "{:width$}  VALUE  WAITERS  STATE", "NAME");
+            let _ = writeln!(out, "{}  VALUE  WAITERS  STATE", pad("NAME", width));
         }
         for r in rows {
-            let _ = writeln!(out, "{:width$}  {:>5}  {:>7}  {}", r[0], r[1], r[2], r[3]);
+            let _ = writeln!(
+                out,
+                "{}  {:>5}  {:>7}  {}",
+                pad(&r[0], width),
+                r[1],
+                r[2],
+                r[3]
+            );
         }
     }
     print(&out)?;
@@ -268,7 +298,8 @@ fn stamp() -> String {
 }
 
 /// `follow NAME`: a line at start and at every change of value or waiters, sampled every
-/// [`FOLLOW_INTERVAL`]; a last line when NAME is destroyed or we are interrupted.
+/// [`FOLLOW_INTERVAL`]; a last line when NAME is destroyed or we are interrupted. Ends
+/// quietly, with 0, as soon as nobody reads stdout any more.
 pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
     signals::abort_waits_on_stop_signals()?;
     let sem = Semaphore::open(name)?;
@@ -307,6 +338,10 @@ pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
             ));
             last = Some(now);
         }
-        clock::nap(FOLLOW_INTERVAL);
+        // Sleep watching stdout: a reader that went away (`follow | head -1`) would
+        // otherwise go unnoticed until the next change, which may never come.
+        if clock::nap_watching(std::io::stdout().as_fd(), FOLLOW_INTERVAL) == Nap::HungUp {
+            return Ok(ExitCode::Success);
+        }
     }
 }

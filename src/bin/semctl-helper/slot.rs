@@ -18,10 +18,10 @@ use std::time::Duration;
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::AccessFlags;
 use sem::process::{self, Event};
-use sem::{signals, ErrorKind, Name, Semaphore, Timeout};
+use sem::{signals, ErrorKind, Name, Timeout};
 
 use crate::exit_codes::ExitCode;
-use crate::utf8;
+use crate::{utf8, Slot};
 
 /// `run`'s status when it fails itself (as env(1) and timeout(1) do).
 pub const RUN_FAILED: u8 = 125;
@@ -65,6 +65,7 @@ fn find_program(prog: &OsStr) -> Result<PathBuf, (u8, &'static str)> {
 /// `run NAME [-w S] [-E C] -- PROGRAM [ARG...]`: take a count, then become PROGRAM.
 pub fn run(
     name: OsString,
+    slot: &Slot,
     timeout: Timeout,
     code: Option<OsString>,
     command: Vec<OsString>,
@@ -87,8 +88,8 @@ pub fn run(
     // While we wait, a caller that dies or is interrupted takes the wait with it.
     signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
-    let sem = Semaphore::open(&name)?;
-    match sem.hold(timeout) {
+    let sem = slot.open(&name)?;
+    match sem.hold_n(slot.count, timeout) {
         Ok(()) => {}
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
             std::process::exit(code.into())
@@ -180,10 +181,10 @@ pub fn answer_no(code: u8) {
     let _ = writeln!(out, "no {code}").and_then(|()| out.flush());
 }
 
-/// `hold NAME [-w S] [--shell]`: take a count, answer `ok`, and keep it as [`Keep`] says.
-/// Without a count it answers `no CODE` and exits with CODE.
-pub fn hold(name: OsString, timeout: Timeout, keep: Keep) -> anyhow::Result<ExitCode> {
-    match take_and_hold(name, timeout, keep) {
+/// `hold NAME [-n N] [--init V ...] [-w S] [--shell]`: take the counts, answer `ok`, and
+/// keep them as [`Keep`] says. Without them it answers `no CODE` and exits with CODE.
+pub fn hold(name: OsString, slot: &Slot, timeout: Timeout, keep: Keep) -> anyhow::Result<ExitCode> {
+    match take_and_hold(name, slot, timeout, keep) {
         Ok(never) => match never {},
         Err(e) => {
             let code = ExitCode::of(&e);
@@ -196,6 +197,7 @@ pub fn hold(name: OsString, timeout: Timeout, keep: Keep) -> anyhow::Result<Exit
 
 fn take_and_hold(
     name: OsString,
+    slot: &Slot,
     timeout: Timeout,
     keep: Keep,
 ) -> anyhow::Result<std::convert::Infallible> {
@@ -213,8 +215,8 @@ fn take_and_hold(
     };
     signals::abort_waits_on_stop_signals()?;
     release_when(keep, pidfd)?;
-    let sem = Semaphore::open(&name)?;
-    match sem.hold(timeout) {
+    let sem = slot.open(&name)?;
+    match sem.hold_n(slot.count, timeout) {
         Ok(()) => {}
         // No count in time is an answer, not an error: silent, as for run and flock.
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
