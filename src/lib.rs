@@ -46,6 +46,8 @@ mod inventory;
 mod lifecycle;
 mod name;
 pub mod parse;
+#[allow(dead_code)]
+mod posix;
 pub mod process;
 mod record;
 mod semaphore;
