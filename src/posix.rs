@@ -851,6 +851,9 @@ pub fn list() -> Result<Vec<Entry>> {
 }
 
 #[cfg(test)]
+mod interop_tests;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
