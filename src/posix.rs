@@ -655,7 +655,10 @@ impl Posix {
 
     /// Take one count, waiting at most `timeout`, in `sem_timedwait(3)` slices of at most
     /// 50 ms against a monotonic deadline. After each slice (and each `EINTR`) it asks
-    /// `cancelled()` and checks that the name still names this file.
+    /// `cancelled()` and checks that the name still names this file. A slice's end is
+    /// on CLOCK_REALTIME (all `sem_timedwait` offers): if that clock is set back during a
+    /// slice, the slice lasts that much longer; the total is always measured on the
+    /// monotonic clock.
     ///
     /// # Errors
     /// [`ErrorKind::TimedOut`] (or [`ErrorKind::WouldBlock`] for [`Timeout::Never`]);
@@ -857,6 +860,7 @@ mod interop_tests;
 pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::thread;
 
@@ -1136,6 +1140,80 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("uid 12345"), "{e}");
         assert_eq!(kind(sem.destroy()), ErrorKind::NotOwner);
         assert!(s.path().exists());
+    }
+
+    #[test]
+    fn another_user_gets_read_only_access_or_none() {
+        if !is_root() {
+            eprintln!("skipped: needs root to run a test as another user");
+            return;
+        }
+        let readable = Scratch::new("ro");
+        init(&readable.0, 4, 0o644).unwrap();
+        let private = Scratch::new("private");
+        init(&private.0, 0, 0o600).unwrap();
+        let foreign = Scratch::new("foreign");
+        init(&foreign.0, 0, 0o666).unwrap();
+        std::os::unix::fs::chown(foreign.path(), Some(23456), None).unwrap();
+        let names = [&readable, &private, &foreign].map(|s| s.0.as_str().to_string());
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "posix::tests::as_another_user", "--ignored"])
+            .env("SEM_TEST_NAMES", names.join(","))
+            .uid(12345)
+            .gid(12345)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(readable.open().value().unwrap(), 4, "nothing changed");
+    }
+
+    #[test]
+    #[ignore = "run as uid 12345 by another_user_gets_read_only_access_or_none"]
+    fn as_another_user() {
+        let names = std::env::var("SEM_TEST_NAMES").expect("SEM_TEST_NAMES");
+        let names: Vec<PosixName> = names
+            .split(',')
+            .map(|n| PosixName::new(n).unwrap())
+            .collect();
+        assert_eq!(euid(), 12345);
+        // Root's 0644 semaphore: readable, not changeable.
+        let sem = open(&names[0], &Trust::default()).unwrap();
+        assert!(!sem.writable());
+        assert_eq!(sem.value().unwrap(), 4);
+        assert_eq!(sem.status().unwrap().value, 4);
+        for r in [
+            sem.post(1),
+            sem.try_take(),
+            sem.take(Timeout::After(Duration::from_millis(10)), &never),
+        ] {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+            assert!(e.to_string().contains("owned by uid 0, mode 0644"), "{e}");
+        }
+        assert_eq!(kind(destroy(&names[0])), ErrorKind::NotOwner);
+        // Root's 0600 semaphore: not even readable.
+        let e = open(&names[1], &Trust::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("owned by uid 0, mode 0600"), "{e}");
+        // Another user's, though its mode admits us: not trusted unless named.
+        let e = open(&names[2], &Trust::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("uid 23456"), "{e}");
+        open(&names[2], &Trust::default().owner(23456))
+            .unwrap()
+            .post(1)
+            .unwrap();
+        // Our own: created, used and destroyed as a user without privilege, which
+        // exercises linkat through /proc/self/fd without CAP_DAC_READ_SEARCH.
+        let mine = Scratch::new("mine");
+        init(&mine.0, 1, 0o600).unwrap();
+        mine.open().try_take().unwrap();
+        destroy(&mine.0).unwrap();
     }
 
     #[test]
