@@ -399,31 +399,25 @@ fn exists_error(name: &PosixName, dir: &OwnedFd) -> Error {
     let what = match sys::lstatat(dir.as_fd(), &name.file()) {
         Ok(st) => {
             let kind = match verdict(&st) {
-                State::Valid => "a semaphore",
-                State::WrongSize(_) => "a regular file that is no semaphore",
-                State::NotRegular(t) => t,
-                State::Unnamable => "a file",
+                State::Valid => "a semaphore".to_string(),
+                State::WrongSize(n) => format!("a {n}-byte file (no semaphore)"),
+                State::NotRegular(t) => t.to_string(),
+                State::Unnamable => "a file".to_string(),
             };
             let other = if st.st_uid == euid() {
                 ""
             } else {
-                ", another user's"
+                " (another user)"
             };
             format!(
-                "{kind} owned by {}, mode {:04o}{other}",
+                "{kind} owned by {}{other}, mode {:04o}",
                 who(st.st_uid),
                 st.st_mode & 0o7777
             )
         }
         Err(_) => "something".to_string(),
     };
-    name.error(
-        ErrorKind::AlreadyExists,
-        format!(
-            "already exists: {what} stands at {SHM_DIR}/{}",
-            name.file_name()
-        ),
-    )
+    name.error(ErrorKind::AlreadyExists, format!("already exists: {what}"))
 }
 
 /// Remove the semaphore `name`. Only the file's owner may; root is not special. Waiters
@@ -1026,7 +1020,7 @@ pub(crate) mod tests {
         let e = init(&s.0, 0, 0o600).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AlreadyExists);
         assert!(e.to_string().contains("uid 12345"), "{e}");
-        assert!(e.to_string().contains("another user's"), "{e}");
+        assert!(e.to_string().contains("(another user)"), "{e}");
     }
 
     #[test]
