@@ -48,6 +48,8 @@ mod lifecycle;
 mod name;
 mod namespace;
 pub mod parse;
+#[allow(dead_code)]
+mod posix;
 pub mod process;
 mod record;
 mod semaphore;

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+pub mod posix_sem;
+
 /// A System V IPC key (`key_t`), as passed to `semget(2)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key(pub libc::key_t);
