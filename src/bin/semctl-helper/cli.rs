@@ -207,12 +207,11 @@ pub fn command() -> Command {
                 )
                 .arg(name())
                 .arg(
-                    // Negative numbers, not any hyphen value: `-n3` after NAME is an option.
-                    Arg::new("TIMEOUT")
-                        .help("Seconds, fractions allowed; negative: forever; 0: don't wait")
-                        .value_parser(clap::value_parser!(OsString))
-                        .allow_negative_numbers(true)
-                        .conflicts_with("timeout"),
+                    positional(
+                        "TIMEOUT",
+                        "Seconds, fractions allowed; negative: forever; 0: don't wait",
+                    )
+                    .conflicts_with("timeout"),
                 ),
         )
         .subcommand(
