@@ -16,6 +16,9 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO   ?= cargo
+# The helper is linked statically (helper/static.toml says why); everything else the
+# workspace builds is not, so that a cdylib member can be built.
+STATIC  := --config $(CURDIR)/helper/static.toml
 HELPER  := target/release/semctl-helper
 # gen-docs/ writes the man pages and completions here, laid out as under share/.
 SHARE   := target/release/share
@@ -28,7 +31,7 @@ all: build
 # The pages and completions come from the helper's own cli.rs, through gen-docs (a
 # package of its own, so that its dependencies never reach the helper).
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) $(STATIC) build --release --locked -p semctl-helper
 	$(CARGO) run --release --locked --quiet -p sem-gen-docs -- $(SHARE)
 
 $(HELPER): build
@@ -70,7 +73,7 @@ lint: deps
 	shellcheck -x sh/*.sh bats/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
 
 cargo-test: build
-	$(CARGO) test --release --locked
+	$(CARGO) $(STATIC) test --release --locked -p sem -p semctl-helper
 
 # As root, the suites run in a private IPC namespace, where every test can check that it
 # leaked no kernel set without seeing other processes' sets.

@@ -902,11 +902,11 @@ EOF
 	assert_equal "$(val "$D/s")" 4
 	local t0
 	t0=$(now)
-	run --separate-stderr timeout 10 sem_run -n 5 "$D/s" f
+	run --separate-stderr sem_run -n 5 "$D/s" f
 	assert_failure 125
 	assert_one_line_stderr
 	[[ $stderr == sem_run:* ]] || fail "unexpected message: $stderr"
-	run --separate-stderr timeout 10 sem_run -n 5 "$D/s" /bin/true
+	run --separate-stderr sem_run -n 5 "$D/s" /bin/true
 	assert_failure 125
 	assert_one_line_stderr
 	assert_elapsed "$t0" "$(now)" 0 3

@@ -480,7 +480,7 @@ switches() {
 	run --separate-stderr "$HELPER" wait "$D/s" --count 2 0
 	assert_failure 1
 	assert_one_line_stderr
-	run --separate-stderr "$HELPER" wait "$D/s" -n2 -w 0.2
+	run --separate-stderr "$HELPER" wait -n 2 -w 0.2 "$D/s"
 	assert_failure 1
 	assert_one_line_stderr
 	run "$HELPER" peek "$D/s"

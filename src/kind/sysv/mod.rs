@@ -1,3 +1,8 @@
+//! System V semaphores, named by paths: the default kind, which needs nothing but the
+//! kernel. A name's file (its *record*, `record.rs`, kept by `store.rs`) says which kernel
+//! set it stands for; `lifecycle.rs` creates and destroys them, `inventory.rs` lists and
+//! prunes a directory's, `namespace.rs` tells whether another IPC namespace still exists.
+//!
 //! An open, verified semaphore and its operations.
 //!
 //! Opening a name checks, in this order, that the record is a regular file reached without
@@ -9,26 +14,39 @@
 //! stale only once that namespace is provably gone; until then it is the live semaphore of
 //! the other namespace, which is neither used nor replaced from here.
 
+pub mod inventory;
+pub mod lifecycle;
+mod namespace;
+pub mod path;
+pub mod record;
+mod store;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::cancel::Cancel;
+use crate::kind::{Capabilities, InitOptions, Kind};
 use crate::name::Name;
-use crate::namespace::{ipc_presence, Presence};
+use crate::status::{Detail, Entry, Pruned, Status};
+
+use crate::error::{Error, ErrorKind, Result};
 use crate::parse::Timeout;
-use crate::record::{Origin, ParseError, Record};
-use crate::store::{Dir, Found, RecordFile};
-use crate::sys::{self, Key, SemId};
+use crate::sys::sysv_sem::{self as sys, Key, SemId};
+use namespace::{ipc_presence, Presence};
+use path::PathName;
+use record::{Origin, ParseError, Record};
+use store::{Dir, Found, RecordFile};
 
 /// An infinite wait sleeps in slices this long, so that the kernel always has a timeout
-/// that a stop signal can zero (see `sys::take_within`). A slice ending is invisible.
+/// that a cancel can zero (see `sys::WaitSlot`). A slice ending is invisible.
 const FOREVER_SLICE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A semaphore whose record was verified against its kernel set.
 #[derive(Debug)]
 pub struct Semaphore {
-    name: Name,
+    name: PathName,
     key: Key,
     id: SemId,
     owner: u32,
@@ -228,7 +246,7 @@ pub enum Examined {
 /// [`ErrorKind::NotFound`] when nothing is at the name; [`ErrorKind::Stale`] when what is
 /// there is not a record at all; [`ErrorKind::PermissionDenied`] when the file or the set's
 /// mode keeps us out.
-pub fn examine(name: &Name) -> Result<Examined> {
+pub fn examine(name: &PathName) -> Result<Examined> {
     let dir = Dir::open(name)?;
     let file = match dir.open_record()? {
         Found::Nothing => {
@@ -299,7 +317,7 @@ impl Semaphore {
     /// [`ErrorKind::Stale`] when the record is stale, untrusted, or not a record at all;
     /// [`ErrorKind::OtherNamespace`] when it belongs to another IPC namespace;
     /// [`ErrorKind::PermissionDenied`] when the file or the set's mode keeps us out.
-    pub fn open(name: &Name) -> Result<Semaphore> {
+    pub fn open(name: &PathName) -> Result<Semaphore> {
         match examine(name)? {
             Examined::Live(sem) => Ok(sem),
             Examined::Stale { reason, .. } => {
@@ -315,7 +333,7 @@ impl Semaphore {
     }
 
     /// The resolved name.
-    pub fn name(&self) -> &Name {
+    pub fn name(&self) -> &PathName {
         &self.name
     }
 
@@ -408,50 +426,79 @@ impl Semaphore {
         Ok(n)
     }
 
-    /// Take one count, sleeping in the kernel's queue (semtimedop(2)) for at most
-    /// `timeout`. `EINTR` (a SIGSTOP/SIGCONT, a handled signal) is retried against a
-    /// monotonic deadline, so the total wait is neither lengthened nor shortened.
-    ///
-    /// # Errors
-    /// [`ErrorKind::TimedOut`] (or [`ErrorKind::WouldBlock`] for [`Timeout::Never`]);
-    /// [`ErrorKind::Interrupted`] when a stop signal caught by
-    /// [`crate::signals::abort_waits_on_stop_signals`] ended the wait, taking nothing;
-    /// [`ErrorKind::Removed`] when the semaphore was destroyed meanwhile.
-    pub fn wait(&self, timeout: Timeout) -> Result<()> {
-        self.take(1, timeout, false)
-    }
-
-    /// Take `n` counts (1..=32767) in one step, as [`Semaphore::wait`] takes one: the
-    /// kernel takes all of them at once or none, so the waiter sleeps until the value is at
-    /// least `n`. A take that can never succeed fails at once rather than wait for ever:
-    /// when the capacity is known and `n` is above both it and the value now. (A
+    /// Take `n` counts (1..=32767) in one step, sleeping in the kernel's queue
+    /// (semtimedop(2)) for at most `timeout`: the kernel takes all of them at once or
+    /// none, so the waiter sleeps until the value is at least `n`. `EINTR` (a
+    /// SIGSTOP/SIGCONT, a handled signal) is retried against a monotonic deadline, so the
+    /// total wait is neither lengthened nor shortened. With `undo`, the counts are taken
+    /// with `SEM_UNDO`: the kernel gives them back when this process ends, however it ends,
+    /// even by SIGKILL; the adjustment survives execve(2) and is not inherited by fork(2),
+    /// so a process that holds a count and then execs a program ties the count to that
+    /// program's life. A take that can never succeed fails at once rather than wait for
+    /// ever: when the capacity is known and `n` is above both it and the value now. (A
     /// semaphore created with 0 is a gate that only posts fill: no take on it is refused.)
     ///
     /// # Errors
-    /// As for [`Semaphore::wait`]; [`ErrorKind::OutOfRange`] for an impossible take, or an
-    /// `n` above 32767; [`ErrorKind::InvalidInput`] for an `n` of 0.
-    pub fn wait_n(&self, n: u16, timeout: Timeout) -> Result<()> {
-        self.take(n, timeout, false)
-    }
-
-    /// Like [`Semaphore::wait`], but the count is taken with `SEM_UNDO`: the kernel gives
-    /// it back when this process ends, however it ends, even by SIGKILL. The adjustment
-    /// survives execve(2) and is not inherited by fork(2), so a process that holds a count
-    /// and then execs a program ties the count to that program's life.
-    ///
-    /// # Errors
-    /// As for [`Semaphore::wait`].
-    pub fn hold(&self, timeout: Timeout) -> Result<()> {
-        self.take(1, timeout, true)
-    }
-
-    /// Like [`Semaphore::wait_n`], with `SEM_UNDO` as for [`Semaphore::hold`]: all `n`
-    /// counts come back when this process ends.
-    ///
-    /// # Errors
-    /// As for [`Semaphore::wait_n`].
-    pub fn hold_n(&self, n: u16, timeout: Timeout) -> Result<()> {
-        self.take(n, timeout, true)
+    /// [`ErrorKind::TimedOut`] (or [`ErrorKind::WouldBlock`] for [`Timeout::Never`]);
+    /// [`ErrorKind::Interrupted`] when `cancel` ended the wait, taking nothing;
+    /// [`ErrorKind::Removed`] when the semaphore was destroyed meanwhile;
+    /// [`ErrorKind::OutOfRange`] for an impossible take, or an `n` above 32767;
+    /// [`ErrorKind::InvalidInput`] for an `n` of 0.
+    pub fn take(&self, n: u16, timeout: Timeout, undo: bool, cancel: &Cancel) -> Result<()> {
+        self.check_possible(n)?;
+        let deadline = match timeout {
+            Timeout::Never => {
+                let mut flags = libc::IPC_NOWAIT as libc::c_short;
+                if undo {
+                    flags |= libc::SEM_UNDO as libc::c_short;
+                }
+                // check_possible keeps n within 1..=32767.
+                let delta = -(n as i16);
+                return match sys::semop(self.id, delta, flags) {
+                    Err(Errno::EAGAIN) if n > 1 => Err(Error::new(
+                        ErrorKind::WouldBlock,
+                        format!("would block: the value is below {n}"),
+                    )
+                    .at(self.name.path())),
+                    r => r.map_err(|e| self.op_error(e)),
+                };
+            }
+            Timeout::Forever => None,
+            Timeout::After(d) => Some(Instant::now() + d),
+        };
+        let interrupted = || Error::new(ErrorKind::Interrupted, "interrupted").at(self.name.path());
+        loop {
+            let left = match deadline {
+                None => FOREVER_SLICE,
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
+            let Ok(slot) = cancel.arm(left) else {
+                return Err(interrupted());
+            };
+            match sys::take_within(self.id, n, slot, undo) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EINTR | Errno::EAGAIN) if cancel.reason().is_some() => {
+                    return Err(interrupted())
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => match deadline {
+                    Some(d) if Instant::now() >= d => {
+                        return Err(
+                            Error::new(ErrorKind::TimedOut, "timed out").at(self.name.path())
+                        )
+                    }
+                    _ => continue,
+                },
+                Err(Errno::EIDRM | Errno::EINVAL) => {
+                    return Err(Error::new(
+                        ErrorKind::Removed,
+                        "the semaphore was destroyed while waiting",
+                    )
+                    .at(self.name.path()))
+                }
+                Err(e) => return Err(self.op_error(e)),
+            }
+        }
     }
 
     /// Refuse a take of `n` that can never succeed: more than the semaphore was created
@@ -502,62 +549,6 @@ impl Semaphore {
         }
     }
 
-    fn take(&self, n: u16, timeout: Timeout, undo: bool) -> Result<()> {
-        self.check_possible(n)?;
-        let deadline = match timeout {
-            Timeout::Never => {
-                let mut flags = libc::IPC_NOWAIT as libc::c_short;
-                if undo {
-                    flags |= libc::SEM_UNDO as libc::c_short;
-                }
-                // check_possible keeps n within 1..=32767.
-                let delta = -(n as i16);
-                return match sys::semop(self.id, delta, flags) {
-                    Err(Errno::EAGAIN) if n > 1 => Err(Error::new(
-                        ErrorKind::WouldBlock,
-                        format!("would block: the value is below {n}"),
-                    )
-                    .at(self.name.path())),
-                    r => r.map_err(|e| self.op_error(e)),
-                };
-            }
-            Timeout::Forever => None,
-            Timeout::After(d) => Some(Instant::now() + d),
-        };
-        loop {
-            let slice = match deadline {
-                None => FOREVER_SLICE,
-                Some(d) => d.saturating_duration_since(Instant::now()),
-            };
-            match sys::take_within(self.id, n, slice, undo) {
-                Ok(()) => return Ok(()),
-                Err(Errno::EINTR | Errno::EAGAIN) if sys::stop_signal().is_some() => {
-                    return Err(
-                        Error::new(ErrorKind::Interrupted, "interrupted by a signal")
-                            .at(self.name.path()),
-                    )
-                }
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => match deadline {
-                    Some(d) if Instant::now() >= d => {
-                        return Err(
-                            Error::new(ErrorKind::TimedOut, "timed out").at(self.name.path())
-                        )
-                    }
-                    _ => continue,
-                },
-                Err(Errno::EIDRM | Errno::EINVAL) => {
-                    return Err(Error::new(
-                        ErrorKind::Removed,
-                        "the semaphore was destroyed while waiting",
-                    )
-                    .at(self.name.path()))
-                }
-                Err(e) => return Err(self.op_error(e)),
-            }
-        }
-    }
-
     /// The current value (`GETVAL`).
     ///
     /// # Errors
@@ -578,38 +569,13 @@ impl Semaphore {
     }
 }
 
-/// A snapshot of a live semaphore's kernel state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
-    /// The value.
-    pub value: u16,
-    /// Processes blocked decrementing (`GETNCNT`).
-    pub waiters: u32,
-    /// Processes waiting for the value to be zero (`GETZCNT`; sem itself never does this).
-    pub zero_waiters: u32,
-    /// The pid of the last semop(2), if there was one.
-    pub last_pid: Option<i32>,
-    /// The Unix time of the last semop(2), if there was one.
-    pub last_op: Option<i64>,
-    /// The Unix time the set was created or last changed by semctl(2).
-    pub changed: i64,
-    /// The owner's uid.
-    pub owner: u32,
-    /// The set's group.
-    pub group: u32,
-    /// The set's permission bits.
-    pub mode: u32,
-    /// The value the set was created with, as its record says (`None`: not recorded).
-    pub capacity: Option<u16>,
-}
-
 impl Semaphore {
     /// The kernel's view of the semaphore (`IPC_STAT`, `GETVAL`, `GETNCNT`, `GETZCNT`,
     /// `GETPID`), read in that order; it may change while it is read.
     ///
     /// # Errors
     /// [`ErrorKind::Removed`], [`ErrorKind::PermissionDenied`].
-    pub fn status(&self) -> Result<Status> {
+    pub fn snapshot(&self) -> Result<Status> {
         let ds = sys::stat(self.id).map_err(|e| self.op_error(e))?;
         let value = self.value()?;
         let waiters = self.waiters()?;
@@ -619,17 +585,141 @@ impl Semaphore {
         // not an operation, so both are reported only once an operation happened.
         let last_op = (ds.sem_otime != 0).then_some(ds.sem_otime);
         Ok(Status {
-            value,
-            waiters,
-            zero_waiters: u32::try_from(zero_waiters).unwrap_or(0),
+            value: u32::from(value),
+            capacity: self.capacity.map(u32::from),
+            waiters: Some(waiters),
             last_pid: last_op.and((pid > 0).then_some(pid)),
             last_op,
-            changed: ds.sem_ctime,
+            changed: Some(ds.sem_ctime),
             owner: ds.sem_perm.uid,
             group: ds.sem_perm.gid,
             mode: u32::from(ds.sem_perm.mode) & 0o777,
-            capacity: self.capacity,
+            detail: Detail::SysV {
+                key: self.key.0,
+                id: self.id.0,
+                zero_waiters: Some(u32::try_from(zero_waiters).unwrap_or(0)),
+                ipcns: Origin::current()?.ipcns,
+            },
         })
+    }
+}
+
+/// System V names: paths, whose file records which kernel set they stand for.
+pub struct SysV;
+
+/// What System V semaphores can do: everything, by the kernel's own atomic operations.
+const CAPABILITIES: Capabilities = Capabilities {
+    atomic_post_n: true,
+    take_n: true,
+    waiters: true,
+    relax: true,
+    undo: true,
+    last_op: true,
+    max_value: crate::parse::MAX_VALUE as u32,
+};
+
+/// A value or count within a System V semaphore's 1..=32767 (0 for values).
+fn small(n: u32, what: &str) -> Result<u16> {
+    u16::try_from(n)
+        .ok()
+        .filter(|&v| v <= crate::parse::MAX_VALUE)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::OutOfRange,
+                format!(
+                    "{what} {n} is out of range: a System V semaphore holds at most {}",
+                    crate::parse::MAX_VALUE
+                ),
+            )
+        })
+}
+
+fn path_of(name: &Name) -> &PathName {
+    match name {
+        Name::Path(p) => p,
+        // The name parser sends only paths to this kind.
+        _ => unreachable!("a System V name is a path"),
+    }
+}
+
+impl Kind for SysV {
+    fn label(&self) -> &'static str {
+        "sysv"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn open(&self, name: &Name) -> Result<Box<dyn crate::Semaphore>> {
+        Ok(Box::new(Semaphore::open(path_of(name))?))
+    }
+
+    fn init(&self, name: &Name, value: u32, opts: &InitOptions) -> Result<()> {
+        let value = small(value, "value").map_err(|e| e.at(name.label()))?;
+        lifecycle::init_with(path_of(name), value, opts)
+    }
+
+    fn destroy(&self, name: &Name) -> Result<()> {
+        lifecycle::destroy(path_of(name))
+    }
+
+    fn inspect(&self, name: &Name) -> Result<Entry> {
+        inventory::inspect(path_of(name))
+    }
+
+    fn list(&self, place: &Path) -> Result<Vec<Entry>> {
+        inventory::list(place)
+    }
+
+    fn prune(&self, place: &Path) -> Result<Vec<Pruned>> {
+        inventory::prune(place)
+    }
+}
+
+impl crate::Semaphore for Semaphore {
+    fn name(&self) -> Name {
+        Name::Path(self.name.clone())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn post(&self, n: u32) -> Result<()> {
+        let n = small(n, "count").map_err(|e| e.at(self.name.path()))?;
+        self.post_n(n)
+    }
+
+    fn try_take(&self, n: u32) -> Result<()> {
+        let n = small(n, "count").map_err(|e| e.at(self.name.path()))?;
+        self.take(n, Timeout::Never, false, &Cancel::new())
+    }
+
+    fn take(&self, n: u32, timeout: Timeout, cancel: &Cancel) -> Result<()> {
+        let n = small(n, "count").map_err(|e| e.at(self.name.path()))?;
+        Semaphore::take(self, n, timeout, false, cancel)
+    }
+
+    fn hold(&self, n: u32, timeout: Timeout, cancel: &Cancel) -> Result<()> {
+        let n = small(n, "count").map_err(|e| e.at(self.name.path()))?;
+        Semaphore::take(self, n, timeout, true, cancel)
+    }
+
+    fn value(&self) -> Result<u32> {
+        Semaphore::value(self).map(u32::from)
+    }
+
+    fn relax(&self) -> Result<u32> {
+        Semaphore::relax(self)
+    }
+
+    fn status(&self) -> Result<Status> {
+        self.snapshot()
+    }
+
+    fn owner(&self) -> u32 {
+        self.owner
     }
 }
 
@@ -637,7 +727,7 @@ impl Semaphore {
 pub(crate) fn random_u32() -> Result<u32> {
     loop {
         let mut b = [0u8; 4];
-        match sys::random_bytes(&mut b) {
+        match crate::sys::random::random_bytes(&mut b) {
             Ok(()) => {}
             Err(Errno::EINTR | Errno::EAGAIN) => continue,
             Err(e) => return Err(Error::sys(ErrorKind::Other, "cannot get random bytes", e)),

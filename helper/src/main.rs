@@ -1,15 +1,22 @@
 //! `semctl-helper`: the command-line front end of the sem library.
 
+#![deny(unsafe_code)]
+
 mod cli;
+mod clock;
 mod exit_codes;
+mod guard;
+mod process;
 mod report;
+mod signals;
 mod slot;
+mod sys;
 
 use std::ffi::OsString;
 use std::io::Write;
 
 use anyhow::{anyhow, Context};
-use sem::{signals, ErrorKind, Name, Semaphore, Timeout};
+use sem::{ErrorKind, InitOptions, Name, Timeout};
 
 use cli::Invocation;
 use exit_codes::ExitCode;
@@ -96,7 +103,7 @@ fn group(g: &str) -> anyhow::Result<u32> {
 }
 
 /// A `-n N` argument: how many counts to take at once, 1..32767; absent means 1.
-fn count(n: Option<OsString>) -> anyhow::Result<u16> {
+fn count(n: Option<OsString>) -> anyhow::Result<u32> {
     let Some(n) = n else { return Ok(1) };
     let n = utf8(n, "count")?;
     match sem::parse::value(&n) {
@@ -104,7 +111,7 @@ fn count(n: Option<OsString>) -> anyhow::Result<u16> {
             "invalid count \"0\": a take is of 1 to {} counts",
             sem::MAX_VALUE
         ))),
-        Ok(v) => Ok(v),
+        Ok(v) => Ok(u32::from(v)),
         Err(e) if e.kind() == ErrorKind::InvalidInput => Err(usage(format!(
             "invalid count {n:?}: expected decimal digits, 1 to {}",
             sem::MAX_VALUE
@@ -119,13 +126,19 @@ fn count(n: Option<OsString>) -> anyhow::Result<u16> {
     }
 }
 
+/// A VALUE for `name`: decimal digits, up to its kind's largest value.
+fn value_for(name: &Name, v: OsString) -> anyhow::Result<u32> {
+    let max = name.kind().capabilities().max_value;
+    Ok(sem::parse::value_up_to(&utf8(v, "value")?, max)?)
+}
+
 /// What `run` and `hold` take: how many counts, and whether to create the semaphore.
 pub struct Slot {
     /// How many counts, 1..32767.
-    pub count: u16,
+    pub count: u32,
     /// `--init VALUE [--mode MODE] [--group GROUP]`: create NAME with these if it
-    /// doesn't exist.
-    init: Option<(u16, u32, sem::InitOptions)>,
+    /// doesn't exist (the value is checked against the name's kind when it is opened).
+    init: Option<(OsString, InitOptions)>,
 }
 
 impl Slot {
@@ -133,16 +146,15 @@ impl Slot {
         let init = match t.init {
             None => None,
             Some(v) => {
-                let value = sem::parse::value(&utf8(v, "value")?)?;
-                let mode = match t.mode {
-                    Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
-                    None => 0o600,
-                };
-                let opts = sem::InitOptions {
+                let opts = InitOptions {
+                    mode: match t.mode {
+                        Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
+                        None => 0o600,
+                    },
                     group: t.group.map(|g| group(&utf8(g, "group")?)).transpose()?,
-                    ..sem::InitOptions::default()
+                    force: false,
                 };
-                Some((value, mode, opts))
+                Some((v, opts))
             }
         };
         Ok(Slot {
@@ -152,14 +164,20 @@ impl Slot {
     }
 
     /// Open NAME; with `--init`, create it first if nothing is there.
-    pub fn open(&self, name: &Name) -> sem::Result<Semaphore> {
-        match self.init {
-            Some((value, mode, ref opts)) => {
-                sem::init_or_open(name, value, mode, opts).map(|(s, _)| s)
+    pub fn open(&self, name: &Name) -> anyhow::Result<Box<dyn sem::Semaphore>> {
+        match &self.init {
+            Some((value, opts)) => {
+                let value = value_for(name, value.clone())?;
+                Ok(sem::init_or_open(name, value, opts).map(|(s, _)| s)?)
             }
-            None => Semaphore::open(name),
+            None => Ok(sem::open(name)?),
         }
     }
+}
+
+/// A NAME argument, parsed: its kind and where it is.
+fn name(arg: &OsString) -> sem::Result<Name> {
+    Name::parse(arg)
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -223,7 +241,13 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
             };
             return slot::hold(name, &Slot::parse(take)?, timeout(wait)?, keep);
         }
-        Invocation::Follow { name } => return report::follow(&Name::resolve(&name)?),
+        Invocation::Follow { name: n } => return report::follow(&name(&n)?),
+        Invocation::Guard {
+            pid,
+            count,
+            id,
+            name: n,
+        } => return guard::run(pid, count, id, n),
         _ => {}
     }
     // Everything else is over in microseconds: defer Ctrl-C and friends until we exit, so
@@ -231,56 +255,64 @@ fn execute(inv: Invocation) -> anyhow::Result<ExitCode> {
     signals::defer_stop_signals()?;
     match inv {
         Invocation::Init {
-            name,
+            name: n,
             value,
             mode,
             force,
             group: g,
         } => {
-            let value = sem::parse::value(&utf8(value, "value")?)?;
-            let mode = match mode {
-                Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
-                None => 0o600,
+            let n = name(&n)?;
+            let value = value_for(&n, value)?;
+            let opts = InitOptions {
+                mode: match mode {
+                    Some(m) => sem::parse::mode(&utf8(m, "mode")?)?,
+                    None => 0o600,
+                },
+                group: g.map(|g| group(&utf8(g, "group")?)).transpose()?,
+                force,
             };
-            let group = g.map(|g| group(&utf8(g, "group")?)).transpose()?;
-            let opts = sem::InitOptions { force, group };
-            sem::init_with(&Name::resolve(&name)?, value, mode, &opts)?;
+            sem::init(&n, value, &opts)?;
         }
-        Invocation::Post { name, count } => {
-            let n = match count {
-                Some(n) => sem::parse::count(&utf8(n, "count")?)?,
+        Invocation::Post { name: n, count } => {
+            let n = name(&n)?;
+            let add = match count {
+                Some(c) => {
+                    let max = n.kind().capabilities().max_value;
+                    sem::parse::count_up_to(&utf8(c, "count")?, max)?
+                }
                 None => 1,
             };
-            Semaphore::open(&Name::resolve(&name)?)?.post_n(n)?
+            sem::open(&n)?.post(add)?
         }
-        Invocation::Relax { name } => {
-            Semaphore::open(&Name::resolve(&name)?)?.relax()?;
+        Invocation::Relax { name: n } => {
+            sem::open(&name(&n)?)?.relax()?;
         }
-        Invocation::TryWait { name } => Semaphore::open(&Name::resolve(&name)?)?.try_wait()?,
-        Invocation::Peek { name } => {
-            let v = Semaphore::open(&Name::resolve(&name)?)?.value()?;
+        Invocation::TryWait { name: n } => sem::open(&name(&n)?)?.try_take(1)?,
+        Invocation::Peek { name: n } => {
+            let v = sem::open(&name(&n)?)?.value()?;
             writeln!(std::io::stdout().lock(), "{v}").context("cannot write to stdout")?;
         }
-        Invocation::Destroy { name } => sem::destroy(&Name::resolve(&name)?)?,
-        Invocation::Status { name, json } => return report::status(&Name::resolve(&name)?, json),
+        Invocation::Destroy { name: n } => sem::destroy(&name(&n)?)?,
+        Invocation::Status { name: n, json } => return report::status(&name(&n)?, json),
         Invocation::List { dir, json } => return report::list(dir, json),
         Invocation::Prune { dir } => return report::prune(dir),
         Invocation::Release { name } => return slot::release(name),
         Invocation::Wait { .. }
         | Invocation::Run { .. }
         | Invocation::Hold { .. }
-        | Invocation::Follow { .. } => unreachable!("handled above"),
+        | Invocation::Follow { .. }
+        | Invocation::Guard { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::Success)
 }
 
-fn wait(name: OsString, n: u16, timeout: Timeout) -> anyhow::Result<ExitCode> {
-    let name = Name::resolve(&name)?;
+fn wait(arg: OsString, n: u32, timeout: Timeout) -> anyhow::Result<ExitCode> {
+    let name = name(&arg)?;
     // A waiter whose caller is gone must not linger and later take a count for nobody.
     signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
-    let sem = Semaphore::open(&name)?;
-    match sem.wait_n(n, timeout) {
+    let sem = sem::open(&name)?;
+    match sem.take(n, timeout, &signals::CANCEL) {
         Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
             Some(sig) => signals::die_of(sig),
             None => Err(e.into()),

@@ -14,13 +14,14 @@
 
 use nix::errno::Errno;
 
+use super::path::PathName;
+use super::record::{Origin, Record};
+use super::store::{Dir, Found};
+use super::{other_namespace, random_u32, verify, Verdict};
 use crate::error::{kind_of, Error, ErrorKind, Result};
-use crate::inventory::Pruning;
-use crate::name::Name;
-use crate::record::{Origin, Record};
-use crate::semaphore::{other_namespace, random_u32, verify, Semaphore, Verdict};
-use crate::store::{Dir, Found};
-use crate::sys::{self, Key, SemId};
+use crate::kind::InitOptions;
+use crate::status::Pruning;
+use crate::sys::sysv_sem::{self as sys, Key, SemId};
 
 /// How often init re-examines a name that changed under it before giving up.
 const ATTEMPTS: usize = 16;
@@ -107,18 +108,6 @@ fn file_mode(mode: u32) -> u32 {
     m
 }
 
-/// How [`init_with`] may create a semaphore.
-#[derive(Clone, Debug, Default)]
-pub struct InitOptions {
-    /// Replace a record of the caller's that another IPC namespace of this boot made (its
-    /// set lives on there until that namespace ends). Never a live record of this
-    /// namespace, never another user's record.
-    pub force: bool,
-    /// The group of the kernel set and of the record file, instead of the caller's
-    /// effective group. A caller other than root must be a member.
-    pub group: Option<u32>,
-}
-
 /// Create the semaphore `name` with `value` and set permissions `mode`.
 ///
 /// A stale record owned by the caller is reclaimed: replaced by the new semaphore. Nothing
@@ -130,8 +119,15 @@ pub struct InitOptions {
 /// [`ErrorKind::NotFound`] when the parent directory is missing;
 /// [`ErrorKind::PermissionDenied`] when it isn't writable; [`ErrorKind::OutOfRange`] at
 /// the kernel's limits.
-pub fn init(name: &Name, value: u16, mode: u32) -> Result<()> {
-    init_with(name, value, mode, &InitOptions::default())
+pub fn init(name: &PathName, value: u16, mode: u32) -> Result<()> {
+    init_with(
+        name,
+        value,
+        &InitOptions {
+            mode,
+            ..InitOptions::default()
+        },
+    )
 }
 
 /// [`init`] with options: replace a record of another IPC namespace, choose the group.
@@ -139,8 +135,8 @@ pub fn init(name: &Name, value: u16, mode: u32) -> Result<()> {
 /// # Errors
 /// As for [`init`]; [`ErrorKind::PermissionDenied`] when a caller other than root asks
 /// for a group it is not a member of (nothing is created).
-pub fn init_with(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
-    init_in(name, value, mode, opts).map_err(|e| e.at(name.path()))
+pub fn init_with(name: &PathName, value: u16, opts: &InitOptions) -> Result<()> {
+    init_in(name, value, opts.mode, opts).map_err(|e| e.at(name.path()))
 }
 
 /// Refuse a group the caller may not give away: root may choose any; anyone else only
@@ -161,7 +157,7 @@ fn check_group(gid: u32) -> Result<()> {
     ))
 }
 
-fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
+fn init_in(name: &PathName, value: u16, mode: u32, opts: &InitOptions) -> Result<()> {
     if let Some(gid) = opts.group {
         check_group(gid)?;
     }
@@ -227,51 +223,6 @@ fn init_in(name: &Name, value: u16, mode: u32, opts: &InitOptions) -> Result<()>
     ))
 }
 
-/// Open the semaphore `name`, creating it with `value` and `mode` first if nothing is
-/// there: create on first use. Returns the semaphore and whether this call created it.
-/// Of many callers racing on a missing name exactly one creates it, and none fails
-/// because another was first (its init loses at `link`, and it opens the winner's). A
-/// stale record owned by the caller is reclaimed, as [`init`] does; an existing semaphore
-/// is used as it is, whatever its value and mode.
-///
-/// # Errors
-/// As for [`Semaphore::open`] and [`init`]: [`ErrorKind::AlreadyExists`] when what stands
-/// at the name is neither a semaphore nor a stale record the caller may reclaim (another
-/// user's stale record, a file that isn't a record); [`ErrorKind::NotFound`] when the
-/// parent directory is missing.
-pub fn init_or_open(
-    name: &Name,
-    value: u16,
-    mode: u32,
-    opts: &InitOptions,
-) -> Result<(Semaphore, bool)> {
-    for _ in 0..ATTEMPTS {
-        match Semaphore::open(name) {
-            Ok(sem) => return Ok((sem, false)),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Stale) => {}
-            Err(e) => return Err(e),
-        }
-        match init_with(name, value, mode, opts) {
-            // Opened again, verified like any other: a destroy may have come in between.
-            Ok(()) => match Semaphore::open(name) {
-                Ok(sem) => return Ok((sem, true)),
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            },
-            // Another caller created it first, or what stands there can't be reclaimed.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => match Semaphore::open(name) {
-                Ok(sem) => return Ok((sem, false)),
-                Err(again) if again.kind() == ErrorKind::NotFound => continue,
-                // A stale record init won't reclaim, or not a record: init says why.
-                Err(again) if again.kind() == ErrorKind::Stale => return Err(e),
-                Err(again) => return Err(again),
-            },
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::new(ErrorKind::Other, "the name keeps changing; try again").at(name.path()))
-}
-
 /// Remove the semaphore `name`: its kernel set, which wakes every waiter with an error,
 /// and then its record. Only the uid that owns the record may do this. A stale record is
 /// simply removed; a file that isn't a record is left alone.
@@ -280,11 +231,11 @@ pub fn init_or_open(
 /// [`ErrorKind::NotFound`] when nothing is at the name; [`ErrorKind::NotOwner`] when the
 /// caller doesn't own it; [`ErrorKind::Stale`] when the file isn't a record;
 /// [`ErrorKind::PermissionDenied`] when the directory isn't writable.
-pub fn destroy(name: &Name) -> Result<()> {
+pub fn destroy(name: &PathName) -> Result<()> {
     destroy_in(name).map_err(|e| e.at(name.path()))
 }
 
-fn destroy_in(name: &Name) -> Result<()> {
+fn destroy_in(name: &PathName) -> Result<()> {
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -380,7 +331,7 @@ fn destroy_in(name: &Name) -> Result<()> {
 /// # Errors
 /// [`ErrorKind::PermissionDenied`] when the directory isn't writable; lock and system
 /// errors.
-pub(crate) fn prune_one(name: &Name) -> Result<Option<Pruning>> {
+pub(crate) fn prune_one(name: &PathName) -> Result<Option<Pruning>> {
     let dir = Dir::open(name)?;
     let origin = Origin::current()?;
     let euid = nix::unistd::geteuid().as_raw();

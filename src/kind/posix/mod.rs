@@ -59,8 +59,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 
+use crate::cancel::Cancel;
 use crate::error::{kind_of, Error, ErrorKind, Result};
+use crate::kind::{Capabilities, InitOptions, Kind};
+use crate::name::Name;
 use crate::parse::Timeout;
+use crate::status::{Detail, Entry, Pruned, State, Status};
 use crate::sys::posix_sem as sys;
 
 pub use crate::sys::posix_sem::SEM_SIZE;
@@ -96,6 +100,8 @@ const PREFIX: &[u8] = b"posix:";
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PosixName {
     name: String,
+    /// `posix:/NAME`, as errors and reports show it.
+    shown: PathBuf,
 }
 
 impl PosixName {
@@ -136,7 +142,8 @@ impl PosixName {
         }
         // Only ASCII passed the checks above.
         let name = String::from_utf8_lossy(name).into_owned();
-        Ok(PosixName { name })
+        let shown = PathBuf::from(format!("posix:/{name}"));
+        Ok(PosixName { name, shown })
     }
 
     /// The bare NAME.
@@ -154,17 +161,17 @@ impl PosixName {
         CString::new(self.file_name()).expect("a checked name has no NUL byte")
     }
 
-    /// How errors show this semaphore: `posix:/NAME`.
-    fn shown(&self) -> PathBuf {
-        PathBuf::from(self.to_string())
+    /// How errors and reports show this semaphore: `posix:/NAME`.
+    pub fn shown(&self) -> &Path {
+        &self.shown
     }
 
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error::new(kind, message).at(&self.shown())
+        Error::new(kind, message).at(self.shown())
     }
 
     fn sys_error(&self, kind: ErrorKind, message: impl Into<String>, errno: Errno) -> Error {
-        Error::sys(kind, message, errno).at(&self.shown())
+        Error::sys(kind, message, errno).at(self.shown())
     }
 }
 
@@ -242,13 +249,13 @@ fn file_type(mode: libc::mode_t) -> &'static str {
 }
 
 /// Whether what `st` describes can be a semaphore: why not, if not.
-fn verdict(st: &libc::stat) -> State {
+fn verdict(st: &libc::stat) -> FileState {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        State::NotRegular(file_type(st.st_mode))
+        FileState::NotRegular(file_type(st.st_mode))
     } else if st.st_size != SEM_SIZE as libc::off_t {
-        State::WrongSize(u64::try_from(st.st_size).unwrap_or(0))
+        FileState::WrongSize(u64::try_from(st.st_size).unwrap_or(0))
     } else {
-        State::Valid
+        FileState::Valid
     }
 }
 
@@ -378,7 +385,7 @@ fn publish_named(
     mode: u32,
 ) -> Result<(), Errno> {
     let mut random = [0u8; 8];
-    crate::sys::random_bytes(&mut random)?;
+    crate::sys::random::random_bytes(&mut random)?;
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     // Not `sem.*`: glibc and `list` never take a half-made file for a semaphore.
     let tmp = CString::new(format!(".sem-init.{}.{hex}", std::process::id()))
@@ -399,10 +406,10 @@ fn exists_error(name: &PosixName, dir: &OwnedFd) -> Error {
     let what = match sys::lstatat(dir.as_fd(), &name.file()) {
         Ok(st) => {
             let kind = match verdict(&st) {
-                State::Valid => "a semaphore".to_string(),
-                State::WrongSize(n) => format!("a {n}-byte file (no semaphore)"),
-                State::NotRegular(t) => t.to_string(),
-                State::Unnamable => "a file".to_string(),
+                FileState::Valid => "a semaphore".to_string(),
+                FileState::WrongSize(n) => format!("a {n}-byte file (no semaphore)"),
+                FileState::NotRegular(t) => t.to_string(),
+                FileState::Unnamable => "a file".to_string(),
             };
             let other = if st.st_uid == euid() {
                 ""
@@ -442,7 +449,7 @@ fn unlink_checked(name: &PosixName, dir: &OwnedFd, st: &libc::stat) -> Result<()
             format!("not the owner: the semaphore belongs to {}", who(st.st_uid)),
         ));
     }
-    if let State::NotRegular(t) = verdict(st) {
+    if let FileState::NotRegular(t) = verdict(st) {
         return Err(name.error(
             ErrorKind::Stale,
             format!(
@@ -479,8 +486,8 @@ pub fn open(name: &PosixName, trust: &Trust) -> Result<Posix> {
         )
     };
     let refuse = |st: &libc::stat| match verdict(st) {
-        State::NotRegular(t) => Err(not_a_semaphore(format!("{t} stands"))),
-        State::WrongSize(n) => Err(not_a_semaphore(format!(
+        FileState::NotRegular(t) => Err(not_a_semaphore(format!("{t} stands"))),
+        FileState::WrongSize(n) => Err(not_a_semaphore(format!(
             "a file of {n} bytes (a sem_t is {SEM_SIZE}) stands"
         ))),
         _ => Ok(()),
@@ -756,7 +763,7 @@ impl Posix {
 
 /// Whether a `sem.*` file in [`SHM_DIR`] is a semaphore we can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub enum FileState {
     /// A regular file of [`SEM_SIZE`] bytes with a name we accept.
     Valid,
     /// A regular file of the wrong size (the size it has).
@@ -767,23 +774,23 @@ pub enum State {
     Unnamable,
 }
 
-impl fmt::Display for State {
+impl fmt::Display for FileState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            State::Valid => f.write_str("valid"),
-            State::WrongSize(n) => write!(f, "wrong size: {n} bytes, a sem_t is {SEM_SIZE}"),
-            State::NotRegular(t) => write!(f, "not a regular file: {t}"),
-            State::Unnamable => f.write_str("a name posix:/NAME can't express"),
+            FileState::Valid => f.write_str("valid"),
+            FileState::WrongSize(n) => write!(f, "wrong size: {n} bytes, a sem_t is {SEM_SIZE}"),
+            FileState::NotRegular(t) => write!(f, "not a regular file: {t}"),
+            FileState::Unnamable => f.write_str("a name posix:/NAME can't express"),
         }
     }
 }
 
 /// One `sem.*` file in [`SHM_DIR`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub struct FileEntry {
     /// The NAME after `sem.`.
     pub name: OsString,
-    /// The parsed name, unless [`State::Unnamable`].
+    /// The parsed name, unless [`FileState::Unnamable`].
     pub posix: Option<PosixName>,
     /// The file's owner.
     pub owner: u32,
@@ -794,7 +801,7 @@ pub struct Entry {
     /// The file's size.
     pub size: u64,
     /// Whether it is a semaphore we can use.
-    pub state: State,
+    pub state: FileState,
     /// The value, for valid semaphores that we may read and whose owner we trust by
     /// default (ourselves or root).
     pub value: Option<u32>,
@@ -804,7 +811,7 @@ pub struct Entry {
 ///
 /// # Errors
 /// [`ErrorKind::PermissionDenied`], [`ErrorKind::NotFound`] when `/dev/shm` can't be read.
-pub fn list() -> Result<Vec<Entry>> {
+pub fn list() -> Result<Vec<FileEntry>> {
     let dir = shm_dir()?;
     let read = |e: std::io::Error| {
         let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
@@ -823,16 +830,16 @@ pub fn list() -> Result<Vec<Entry>> {
         };
         let posix = PosixName::from_bytes(rest, OsStr::from_bytes(rest)).ok();
         let state = match verdict(&st) {
-            State::Valid if posix.is_none() => State::Unnamable,
+            FileState::Valid if posix.is_none() => FileState::Unnamable,
             s => s,
         };
         let value = match (&posix, state) {
-            (Some(p), State::Valid) if Trust::default().trusts(st.st_uid) => {
+            (Some(p), FileState::Valid) if Trust::default().trusts(st.st_uid) => {
                 open(p, &Trust::default()).and_then(|s| s.value()).ok()
             }
             _ => None,
         };
-        out.push(Entry {
+        out.push(FileEntry {
             name: OsStr::from_bytes(rest).to_os_string(),
             posix,
             owner: st.st_uid,
@@ -845,6 +852,197 @@ pub fn list() -> Result<Vec<Entry>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The uids named in `SEM_POSIX_TRUST` (a comma-separated list of uids or user names
+/// in /etc/passwd) are trusted too: the owners of semaphores a user chose to share.
+/// Entries that name nobody are ignored.
+pub fn trust_from_env() -> Trust {
+    let mut trust = Trust::default();
+    if let Some(list) = std::env::var_os("SEM_POSIX_TRUST") {
+        for item in list.to_string_lossy().split(',').map(str::trim) {
+            let uid = item
+                .parse::<u32>()
+                .ok()
+                .or_else(|| crate::userdb::user_id(item));
+            if let Some(uid) = uid {
+                trust = trust.owner(uid);
+            }
+        }
+    }
+    trust
+}
+
+/// The POSIX kind: names `posix:/NAME`.
+pub struct PosixKind;
+
+/// What POSIX named semaphores can do: glibc's operations, one count at a time.
+const CAPABILITIES: Capabilities = Capabilities {
+    atomic_post_n: false,
+    take_n: false,
+    waiters: false,
+    relax: false,
+    undo: false,
+    last_op: false,
+    max_value: SEM_VALUE_MAX,
+};
+
+fn posix_of(name: &Name) -> &PosixName {
+    match name {
+        Name::Posix(p) => p,
+        // The name parser sends only posix: names to this kind.
+        _ => unreachable!("a POSIX name is posix:/NAME"),
+    }
+}
+
+impl Posix {
+    fn detail(&self) -> Detail {
+        let st = sys::fstat(self.fd.as_fd()).ok();
+        let created = match sys::birth_time(self.fd.as_fd()) {
+            Ok(Some(t)) => Some(t),
+            _ => st.as_ref().map(|st| st.st_ctime),
+        };
+        Detail::Posix {
+            device: self.dev,
+            inode: self.ino,
+            created,
+        }
+    }
+}
+
+impl Kind for PosixKind {
+    fn label(&self) -> &'static str {
+        "posix"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn open(&self, name: &Name) -> Result<Box<dyn crate::Semaphore>> {
+        Ok(Box::new(open(posix_of(name), &trust_from_env())?))
+    }
+
+    fn init(&self, name: &Name, value: u32, opts: &InitOptions) -> Result<()> {
+        if opts.group.is_some() {
+            return Err(crate::kind::unsupported(
+                name,
+                "be given a group at creation (chgrp its file in /dev/shm)",
+            ));
+        }
+        init(posix_of(name), value, opts.mode)
+    }
+
+    fn destroy(&self, name: &Name) -> Result<()> {
+        destroy(posix_of(name))
+    }
+
+    fn inspect(&self, name: &Name) -> Result<Entry> {
+        let p = posix_of(name);
+        match open(p, &trust_from_env()) {
+            Ok(sem) => {
+                let status = crate::Semaphore::status(&sem)?;
+                Ok(Entry {
+                    name: name.clone(),
+                    owner: status.owner,
+                    detail: status.detail.clone(),
+                    state: State::Live(status),
+                })
+            }
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                let dir = shm_dir()?;
+                let st = sys::lstatat(dir.as_fd(), &p.file()).map_err(|e| lookup_error(p, e))?;
+                Ok(Entry {
+                    name: name.clone(),
+                    owner: st.st_uid,
+                    state: State::NoAccess(e.to_string()),
+                    detail: Detail::Posix {
+                        device: st.st_dev,
+                        inode: st.st_ino,
+                        created: None,
+                    },
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(&self, _place: &Path) -> Result<Vec<Entry>> {
+        // A file that isn't a semaphore we can name is not listed, as for System V.
+        Ok(list()?
+            .into_iter()
+            .filter(|e| e.state == FileState::Valid)
+            .filter_map(|e| self.inspect(&Name::Posix(e.posix?)).ok())
+            .collect())
+    }
+
+    fn prune(&self, _place: &Path) -> Result<Vec<Pruned>> {
+        // A POSIX semaphore is its file: it is never stale, so there is nothing to prune.
+        Ok(Vec::new())
+    }
+}
+
+impl crate::Semaphore for Posix {
+    fn name(&self) -> Name {
+        Name::Posix(self.name.clone())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn post(&self, n: u32) -> Result<()> {
+        Posix::post(self, n)
+    }
+
+    fn try_take(&self, n: u32) -> Result<()> {
+        self.one(n)?;
+        Posix::try_take(self)
+    }
+
+    fn take(&self, n: u32, timeout: Timeout, cancel: &Cancel) -> Result<()> {
+        self.one(n)?;
+        Posix::take(self, timeout, &|| cancel.reason().is_some())
+    }
+
+    fn value(&self) -> Result<u32> {
+        Posix::value(self)
+    }
+
+    fn status(&self) -> Result<Status> {
+        // A destroyed semaphore's mapping lives on: ask the name, as a wait does.
+        self.check_still_named()?;
+        let s = Posix::status(self)?;
+        Ok(Status {
+            value: s.value,
+            capacity: None,
+            waiters: None,
+            last_pid: None,
+            last_op: None,
+            changed: None,
+            owner: s.owner,
+            group: s.group,
+            mode: s.mode,
+            detail: self.detail(),
+        })
+    }
+
+    fn owner(&self) -> u32 {
+        sys::fstat(self.fd.as_fd()).map_or(u32::MAX, |st| st.st_uid)
+    }
+}
+
+impl Posix {
+    /// POSIX takes one count at a time: a take of more is refused, never split.
+    fn one(&self, n: u32) -> Result<()> {
+        match n {
+            1 => Ok(()),
+            _ => Err(crate::kind::unsupported(
+                &Name::Posix(self.name.clone()),
+                &format!("take {n} counts at once (POSIX takes one at a time)"),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1044,7 +1242,11 @@ pub(crate) mod tests {
     fn mode_is_exact_whatever_the_umask() {
         for umask in ["077", "000"] {
             let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "posix::tests::mode_under_umask", "--ignored"])
+                .args([
+                    "--exact",
+                    "kind::posix::tests::mode_under_umask",
+                    "--ignored",
+                ])
                 .env("SEM_TEST_UMASK", umask)
                 .output()
                 .unwrap();
@@ -1151,7 +1353,11 @@ pub(crate) mod tests {
         std::os::unix::fs::chown(foreign.path(), Some(23456), None).unwrap();
         let names = [&readable, &private, &foreign].map(|s| s.0.as_str().to_string());
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "posix::tests::as_another_user", "--ignored"])
+            .args([
+                "--exact",
+                "kind::posix::tests::as_another_user",
+                "--ignored",
+            ])
             .env("SEM_TEST_NAMES", names.join(","))
             .uid(12345)
             .gid(12345)
@@ -1347,18 +1553,21 @@ pub(crate) mod tests {
         let e = find(good.0.as_str());
         assert_eq!(
             (e.state, e.value, e.mode, e.size),
-            (State::Valid, Some(7), 0o640, 32)
+            (FileState::Valid, Some(7), 0o640, 32)
         );
         assert_eq!(e.posix.as_ref(), Some(&good.0));
-        assert_eq!(find(short.0.as_str()).state, State::WrongSize(1));
-        assert_eq!(find(link.0.as_str()).state, State::NotRegular("a symlink"));
+        assert_eq!(find(short.0.as_str()).state, FileState::WrongSize(1));
+        assert_eq!(
+            find(link.0.as_str()).state,
+            FileState::NotRegular("a symlink")
+        );
         let e = find(&format!("semtest {} odd", std::process::id()));
         assert_eq!(
             (e.state, &e.posix, e.value),
-            (State::Unnamable, &None, None)
+            (FileState::Unnamable, &None, None)
         );
         assert_eq!(
-            State::WrongSize(1).to_string(),
+            FileState::WrongSize(1).to_string(),
             "wrong size: 1 bytes, a sem_t is 32"
         );
     }

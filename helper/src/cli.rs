@@ -52,6 +52,13 @@ pub enum Invocation {
     },
     /// `release NAME`
     Release { name: OsString },
+    /// `guard PID N DEV:INO -- NAME` (internal: see guard.rs)
+    Guard {
+        pid: OsString,
+        count: OsString,
+        id: OsString,
+        name: OsString,
+    },
     /// `status [--json] NAME`
     Status { name: OsString, json: bool },
     /// `follow NAME`
@@ -207,12 +214,11 @@ pub fn command() -> Command {
                 )
                 .arg(name())
                 .arg(
-                    // Negative numbers, not any hyphen value: `-n3` after NAME is an option.
-                    Arg::new("TIMEOUT")
-                        .help("Seconds, fractions allowed; negative: forever; 0: don't wait")
-                        .value_parser(clap::value_parser!(OsString))
-                        .allow_negative_numbers(true)
-                        .conflicts_with("timeout"),
+                    positional(
+                        "TIMEOUT",
+                        "Seconds, fractions allowed; negative: forever; 0: don't wait",
+                    )
+                    .conflicts_with("timeout"),
                 ),
         )
         .subcommand(
@@ -285,6 +291,15 @@ pub fn command() -> Command {
                 .arg(name()),
         )
         .subcommand(
+            Command::new("guard")
+                .about("Post N counts of NAME once process PID has ended (internal, for run)")
+                .hide(true)
+                .arg(positional("PID", "The process to watch").required(true))
+                .arg(positional("N", "How many counts to give back").required(true))
+                .arg(positional("ID", "DEV:INO of the semaphore").required(true))
+                .arg(name()),
+        )
+        .subcommand(
             Command::new("release")
                 .about(
                     "End the `hold --shell` holds of NAME that the caller (SEMCTL_PARENT, else \
@@ -339,6 +354,14 @@ pub fn invocation(mut m: ArgMatches) -> Invocation {
     let (sub, mut a) = m.remove_subcommand().expect("a subcommand is required");
     let json = a.try_get_one::<bool>("json").ok().flatten() == Some(&true);
     match sub.as_str() {
+        "guard" => {
+            return Invocation::Guard {
+                pid: take(&mut a, "PID").expect("PID is required"),
+                count: take(&mut a, "N").expect("N is required"),
+                id: take(&mut a, "ID").expect("ID is required"),
+                name: take(&mut a, "NAME").expect("NAME is required"),
+            }
+        }
         "list" => {
             return Invocation::List {
                 dir: take(&mut a, "DIR"),
@@ -412,6 +435,7 @@ impl Invocation {
             Invocation::Run { .. } => "run",
             Invocation::Hold { .. } => "hold",
             Invocation::Release { .. } => "release",
+            Invocation::Guard { .. } => "guard",
             Invocation::Status { .. } => "status",
             Invocation::Follow { .. } => "follow",
             Invocation::List { .. } => "list",

@@ -1,10 +1,16 @@
-//! Holding one count for exactly as long as something lives.
+//! Holding counts for exactly as long as something lives.
 //!
-//! Both commands take the count with `SEM_UNDO`, so the kernel gives it back when the
-//! holding process ends, however it ends, SIGKILL included. `run` then execs the program:
-//! the undo survives execve(2), so the count belongs to the program's own process and
-//! outlives a killed caller. `hold` keeps the count in a process of its own for a shell
-//! function, and lets it go when its caller says so or dies.
+//! Where the kind has the kernel's undo (System V), both commands take the counts with
+//! `SEM_UNDO`, so the kernel gives them back when the holding process ends, however it
+//! ends, SIGKILL included. `run` then execs the program: the undo survives execve(2), so
+//! the counts belong to the program's own process and outlive a killed caller. `hold`
+//! keeps them in a process of its own for a shell function (or for sem_hold), and lets
+//! them go when its caller says so or dies.
+//!
+//! A kind without undo (POSIX) takes the counts plainly and gives them back itself:
+//! `hold` posts them when it lets go; `run` starts a guard process (`guard`) that watches
+//! the program through a pidfd and posts them when it ends, however it ends. What can
+//! still lose a count there: the holder or the guard killed with -9.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -17,11 +23,19 @@ use std::time::Duration;
 
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::AccessFlags;
-use sem::process::{self, Event};
-use sem::{signals, ErrorKind, Name, Timeout};
+use sem::{ErrorKind, Name, Semaphore, Timeout};
 
 use crate::exit_codes::ExitCode;
+use crate::process::{self, Event};
+use crate::signals::{self, CANCEL};
 use crate::{utf8, Slot};
+
+/// The signal `release` sends a `hold --shell` to ask it to give its counts back: a
+/// real-time signal above the one the parent-death watch uses, blocked in the holder and
+/// read from a signalfd by its release thread, so that it never interrupts anything.
+fn release_signal() -> libc::c_int {
+    crate::sys::first_realtime_signal() + 2
+}
 
 /// `run`'s status when it fails itself (as env(1) and timeout(1) do).
 pub const RUN_FAILED: u8 = 125;
@@ -84,12 +98,13 @@ pub fn run(
             std::process::exit(status.into());
         }
     };
-    let name = Name::resolve(&name)?;
+    let name = Name::parse(&name)?;
     // While we wait, a caller that dies or is interrupted takes the wait with it.
     signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
     let sem = slot.open(&name)?;
-    match sem.hold_n(slot.count, timeout) {
+    let undo = sem.capabilities().undo;
+    match take(&*sem, slot.count, timeout, undo) {
         Ok(()) => {}
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
             std::process::exit(code.into())
@@ -106,6 +121,14 @@ pub fn run(
     signals::defer_stop_signals()?;
     if let Some(sig) = signals::caught() {
         signals::die_of(sig);
+    }
+    // Without the kernel's undo, a guard gives the counts back when the program (this
+    // process, after the exec) ends.
+    if !undo {
+        if let Err(e) = crate::guard::start(&name, slot.count) {
+            let _ = sem.post(slot.count);
+            return Err(e);
+        }
     }
     // The program must outlive a killed caller, keeping its count until it ends.
     process::forget_parent()?;
@@ -141,11 +164,35 @@ pub enum Keep {
     WhileCallerLives,
 }
 
-/// On a thread of its own, sleep until the count must go back (see [`Keep`]); then end
-/// the process, which gives back the count if it was taken: status 0 if it was, 1 (nothing
-/// taken) if the end came first. All signals are blocked on that thread, so they reach the
-/// main thread, whose wait they must interrupt.
-fn release_when(keep: Keep, pidfd: OwnedFd) -> anyhow::Result<()> {
+/// Take `n` counts: with the kernel's undo when `undo` (they come back when this process
+/// ends), else plainly (the caller gives them back).
+fn take(sem: &dyn Semaphore, n: u32, timeout: Timeout, undo: bool) -> sem::Result<()> {
+    match undo {
+        true => sem.hold(n, timeout, &CANCEL),
+        false => sem.take(n, timeout, &CANCEL),
+    }
+}
+
+/// What the release thread tells a holder without undo: give the counts back now.
+static RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// The reason a release gives [`CANCEL`] for a wait still in progress (not a signal).
+const RELEASED: i32 = -2;
+
+/// On a thread of its own, sleep until the counts must go back (see [`Keep`]). With the
+/// kernel's undo, the thread then ends the process, which gives them back: status 0 if
+/// they were taken, 1 (nothing taken) if the end came first. Without it, the thread asks
+/// the main thread to post them (and cancels a wait still in progress), which then ends
+/// the process. All signals are blocked on that thread, so they reach the main thread,
+/// whose wait they must interrupt.
+fn release_when(keep: Keep, pidfd: OwnedFd, undo: bool) -> anyhow::Result<()> {
+    // Blocked here, before the thread starts, so that both threads have it blocked.
+    let request = match keep {
+        Keep::WhileCallerLives => Some(crate::sys::signalfd_for(release_signal())?),
+        Keep::UntilReleased => None,
+    };
+    let main = nix::unistd::gettid();
+    crate::sys::prepare_wake()?;
     let mut old = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
     let spawned = std::thread::Builder::new()
@@ -154,7 +201,7 @@ fn release_when(keep: Keep, pidfd: OwnedFd) -> anyhow::Result<()> {
             match keep {
                 Keep::UntilReleased => {
                     let stdin = std::io::stdin();
-                    process::watch(Some(stdin.as_fd()), None, None);
+                    process::watch(Some(stdin.as_fd()), None, None, None);
                 }
                 Keep::WhileCallerLives => loop {
                     // While we wait for the count, a caller that stopped reading our
@@ -162,13 +209,23 @@ fn release_when(keep: Keep, pidfd: OwnedFd) -> anyhow::Result<()> {
                     // the wait; once held, only the caller's end or `release` counts.
                     let stdout = std::io::stdout();
                     let answer = (!HELD.load(Ordering::SeqCst)).then(|| stdout.as_fd());
-                    match process::watch(None, Some(pidfd.as_fd()), answer) {
+                    let req = request.as_ref().map(AsFd::as_fd);
+                    match process::watch(None, Some(pidfd.as_fd()), answer, req) {
                         Event::ReaderGone if HELD.load(Ordering::SeqCst) => continue,
                         _ => break,
                     }
                 },
             }
-            std::process::exit(if HELD.load(Ordering::SeqCst) { 0 } else { 1 });
+            if undo {
+                std::process::exit(if HELD.load(Ordering::SeqCst) { 0 } else { 1 });
+            }
+            RELEASE.store(true, Ordering::SeqCst);
+            CANCEL.cancel(RELEASED);
+            // Wake the main thread wherever it sleeps; it posts what it holds and exits.
+            let _ = crate::sys::wake_thread(main.as_raw());
+            loop {
+                std::thread::park();
+            }
         });
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
     spawned?;
@@ -201,7 +258,7 @@ fn take_and_hold(
     timeout: Timeout,
     keep: Keep,
 ) -> anyhow::Result<std::convert::Infallible> {
-    let name = Name::resolve(&name)?;
+    let name = Name::parse(&name)?;
     // What the caller had open (a lock file, the other ends of its pipes) must not live
     // as long as we do.
     process::close_inherited_descriptors()?;
@@ -214,10 +271,15 @@ fn take_and_hold(
         Err(e) => return Err(e.into()),
     };
     signals::abort_waits_on_stop_signals()?;
-    release_when(keep, pidfd)?;
     let sem = slot.open(&name)?;
-    match sem.hold_n(slot.count, timeout) {
+    let undo = sem.capabilities().undo;
+    release_when(keep, pidfd, undo)?;
+    match take(&*sem, slot.count, timeout, undo) {
         Ok(()) => {}
+        // Released (the caller let go, or ended) before anything was taken.
+        Err(e) if e.kind() == ErrorKind::Interrupted && signals::caught() == Some(RELEASED) => {
+            std::process::exit(ExitCode::WouldBlock as i32)
+        }
         // No count in time is an answer, not an error: silent, as for run and flock.
         Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
             answer_no(ExitCode::WouldBlock as u8);
@@ -233,6 +295,10 @@ fn take_and_hold(
         Err(e) => return Err(e.into()),
     }
     HELD.store(true, Ordering::SeqCst);
+    if !undo && RELEASE.load(Ordering::SeqCst) {
+        // Released while the take completed: give it back at once.
+        give_back(&*sem, slot.count);
+    }
     // Held. From now on only our caller decides: Ctrl-C reaches the whole process group,
     // and a shell that traps it keeps running the function, so its slot must stay held.
     signals::defer_stop_signals()?;
@@ -252,7 +318,24 @@ fn take_and_hold(
         nix::unistd::dup2_stdin(&null)?;
     }
     loop {
-        std::thread::park();
+        // With undo the release thread ends the process; without, it sets RELEASE and
+        // wakes us, and we give the counts back ourselves.
+        if !undo && RELEASE.load(Ordering::SeqCst) {
+            give_back(&*sem, slot.count);
+        }
+        crate::clock::nap(Duration::from_secs(3600));
+    }
+}
+
+/// Post the `n` counts a holder without undo took, and end: 0 when they are back, 7
+/// (with one line) when the post failed (the semaphore destroyed meanwhile, say).
+fn give_back(sem: &dyn Semaphore, n: u32) -> ! {
+    match sem.post(n) {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            crate::say("hold", &format!("cannot give the count back: {e}"));
+            std::process::exit(ExitCode::Failure as i32)
+        }
     }
 }
 
@@ -263,7 +346,7 @@ const RELEASE_PATIENCE: Duration = Duration::from_secs(5);
 /// `SEMCTL_PARENT`, else our parent) started, and return once their counts are back.
 /// Exit 1 when there was none.
 pub fn release(name: OsString) -> anyhow::Result<ExitCode> {
-    let name = Name::resolve(&name)?;
+    let name = Name::parse(&name)?;
     let shell = signals::expected_parent().as_raw();
     let uid = nix::unistd::geteuid().as_raw();
     let mut released = 0;
@@ -279,7 +362,13 @@ pub fn release(name: OsString) -> anyhow::Result<ExitCode> {
         if !holds_for(pid, shell, uid, &name) || !p.alive() {
             continue;
         }
-        p.kill_and_wait(RELEASE_PATIENCE)?;
+        // Ask it to let go (a holder without undo posts its counts before it ends); one
+        // that doesn't end in time is killed, which a holder with undo survives unharmed.
+        if p.signal_and_wait(release_signal(), RELEASE_PATIENCE)
+            .is_err()
+        {
+            p.signal_and_wait(libc::SIGKILL, RELEASE_PATIENCE)?;
+        }
         released += 1;
     }
     if released == 0 {
@@ -287,7 +376,7 @@ pub fn release(name: OsString) -> anyhow::Result<ExitCode> {
             ErrorKind::WouldBlock,
             format!("this shell (pid {shell}) holds no count of it"),
         )
-        .at(name.path())
+        .at(name.label())
         .into());
     }
     Ok(ExitCode::Success)
@@ -335,7 +424,7 @@ fn holds_for(pid: libc::pid_t, shell: libc::pid_t, uid: u32, name: &Name) -> boo
         _ => None,
     };
     let Some(held) = held else { return false };
-    let same_name = Name::resolve(OsStr::from_bytes(held)).map(|n| n.path() == name.path());
+    let same_name = Name::parse(OsStr::from_bytes(held)).map(|n| n == *name);
     if same_name.ok() != Some(true) {
         return false;
     }

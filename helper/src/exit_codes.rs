@@ -22,6 +22,9 @@ pub enum ExitCode {
     AlreadyExists = 6,
     /// Any other system error.
     Failure = 7,
+    /// The kind of semaphore can't do this (a POSIX semaphore can't relax), or the name's
+    /// kind isn't supported yet (`redis:`).
+    Unsupported = 8,
 }
 
 /// The table printed by `--help` and copied in the README.
@@ -37,6 +40,8 @@ Exit codes:
      limit (SEMMNI, SEMMNS)
   6  init: something already stands at the name
   7  any other system error
+  8  not supported by this kind of semaphore (relax, or -n above 1, on a POSIX
+     semaphore), or a kind not supported yet (redis:)
   A wait ended by a signal dies of that signal (128+N in the shell).\n";
 
 impl From<ErrorKind> for ExitCode {
@@ -52,6 +57,7 @@ impl From<ErrorKind> for ExitCode {
             | ErrorKind::Removed => ExitCode::NoSuchSemaphore,
             ErrorKind::PermissionDenied | ErrorKind::NotOwner => ExitCode::PermissionDenied,
             ErrorKind::OutOfRange => ExitCode::OutOfRange,
+            ErrorKind::Unsupported => ExitCode::Unsupported,
             ErrorKind::AlreadyExists => ExitCode::AlreadyExists,
             _ => ExitCode::Failure,
         }

@@ -1,4 +1,4 @@
-//! Signal policy for front ends that run one operation and exit (like `semctl-helper`).
+//! The helper's signal policy: it runs one operation and exits.
 //!
 //! A count must never be lost to a signal. Non-blocking operations simply defer the stop
 //! signals until they exit ([`defer_stop_signals`]), so their exit status is always the
@@ -6,10 +6,32 @@
 //! signal that arrives while the wait sleeps ends it with nothing taken, and one that
 //! arrives after the count was taken is ignored, so the wait reports success.
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::error::{Error, ErrorKind, Result};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use sem::{Cancel, Error, ErrorKind, Result};
+
 use crate::sys;
+
+/// The cancel that every wait of this process is given; the handlers below trigger it,
+/// with the signal's number as the reason.
+pub static CANCEL: Cancel = Cancel::new();
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    CANCEL.cancel(sig);
+}
+
+/// The parent pid that [`die_with_parent`] watches.
+static PARENT: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_parent_death(sig: libc::c_int) {
+    // PR_SET_PDEATHSIG fires when the *thread* that forked us exits, which in a
+    // multi-threaded caller need not be the end of the process: act only when we have
+    // really been reparented. getppid is async-signal-safe.
+    if nix::unistd::getppid().as_raw() != PARENT.load(Ordering::SeqCst) {
+        CANCEL.cancel(sig);
+    }
+}
 
 /// The signals that ask a process to stop: what Ctrl-C, `kill`, a CI cancel or a closing
 /// terminal send.
@@ -41,14 +63,14 @@ pub fn defer_stop_signals() -> Result<()> {
         .map_err(|e| Error::sys(ErrorKind::Other, "cannot block signals", e))
 }
 
-/// Catch the stop signals (those not ignored already), so that a blocked
-/// [`crate::Semaphore::wait`] ends with [`ErrorKind::Interrupted`] having taken nothing.
+/// Catch the stop signals (those not ignored already), so that a blocked wait given
+/// [`CANCEL`] ends with [`ErrorKind::Interrupted`] having taken nothing.
 ///
 /// # Errors
 /// [`ErrorKind::Other`] if a handler can't be installed.
 pub fn abort_waits_on_stop_signals() -> Result<()> {
     for s in STOP_SIGNALS {
-        sys::catch_stop_signal(s as libc::c_int)
+        sys::catch(s as libc::c_int, on_stop_signal)
             .map_err(|e| Error::sys(ErrorKind::Other, "cannot catch signals", e))?;
     }
     Ok(())
@@ -72,7 +94,7 @@ pub fn restore_for_exec(mask: &SigSet) -> Result<()> {
 
 /// The stop signal that ended a wait, if any.
 pub fn caught() -> Option<i32> {
-    sys::stop_signal()
+    CANCEL.reason()
 }
 
 /// Die of `sig` as if it had never been caught, so that a parent shell sees the real
@@ -113,7 +135,10 @@ pub fn expected_parent() -> nix::unistd::Pid {
 /// # Errors
 /// [`ErrorKind::Interrupted`] when the parent is already gone (or is not `parent`).
 pub fn die_with_parent(parent: nix::unistd::Pid) -> Result<()> {
-    sys::catch_parent_death(sys::first_realtime_signal(), parent.as_raw())
+    PARENT.store(parent.as_raw(), Ordering::SeqCst);
+    let sig = sys::first_realtime_signal();
+    sys::install(sig, on_parent_death)
+        .and_then(|()| sys::set_parent_death_signal(sig))
         .map_err(|e| Error::sys(ErrorKind::Other, "cannot tie our life to our parent's", e))?;
     // The parent may have died before the prctl: then we were reparented already.
     if nix::unistd::getppid() != parent {

@@ -22,9 +22,9 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use nix::unistd::{AccessFlags, UnlinkatFlags};
 
+use super::path::PathName;
+use super::record::{MAX_LEN, MIN_LEN};
 use crate::error::{kind_of, Error, ErrorKind, Result};
-use crate::name::Name;
-use crate::record::{MAX_LEN, MIN_LEN};
 
 /// How long init and destroy wait for a record's lock before giving up.
 pub(crate) const LOCK_PATIENCE: Duration = Duration::from_secs(5);
@@ -32,7 +32,7 @@ pub(crate) const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 /// The directory that holds a name, opened once.
 pub(crate) struct Dir<'a> {
     fd: OwnedFd,
-    name: &'a Name,
+    name: &'a PathName,
 }
 
 /// What stands at a name that is not a regular file.
@@ -119,7 +119,7 @@ impl<'a> Dir<'a> {
     /// # Errors
     /// [`ErrorKind::NotFound`] when it doesn't exist or isn't a directory,
     /// [`ErrorKind::PermissionDenied`] when it can't be searched.
-    pub(crate) fn open(name: &'a Name) -> Result<Dir<'a>> {
+    pub(crate) fn open(name: &'a PathName) -> Result<Dir<'a>> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         match nix::fcntl::open(name.dir(), flags, Mode::empty()) {
             Ok(fd) => Ok(Dir { fd, name }),
@@ -323,7 +323,7 @@ impl<'a> Dir<'a> {
         tmp.push(format!(
             "{}.{:08x}",
             std::process::id(),
-            crate::semaphore::random_u32()?
+            super::random_u32()?
         ));
         let flags =
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;

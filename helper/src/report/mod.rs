@@ -1,94 +1,27 @@
-//! What people and programs read: status, list, prune and follow.
+//! What people and programs read: status, list, prune and follow. The JSON is built in
+//! `json.rs`; the text for people here.
+
+mod json;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use sem::clock::Nap;
-use sem::{clock, signals, Entry, ErrorKind, Name, Pruning, Semaphore, State};
+use sem::{Detail, Entry, ErrorKind, Name, Place, Pruning, State};
 use unicode_width::UnicodeWidthStr;
 
+use crate::clock::{self, Nap};
 use crate::exit_codes::ExitCode;
+use crate::signals;
 
-/// How often `follow` samples the semaphore: the kernel has no change notification.
+/// How often `follow` samples the semaphore: there is no change notification.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(20);
-
-/// `s` as a JSON string.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "null".to_string(), |v| v.to_string())
-}
-
-/// The state's name in `list` and in JSON's `"state"`.
-fn state_name(s: &State) -> &'static str {
-    match s {
-        State::Live(_) => "live",
-        State::Stale(_) => "stale",
-        State::NoAccess(_) => "no-access",
-        State::OtherNamespace(_) => "other-namespace",
-    }
-}
-
-/// One entry as a JSON object.
-fn json(e: &Entry) -> String {
-    let name = json_str(&e.name.path().to_string_lossy());
-    let key = format!("\"0x{:08x}\"", e.key as u32);
-    let tail = format!(
-        ",\"state\":\"{}\",\"ipcns\":{}",
-        state_name(&e.state),
-        e.ipcns
-    );
-    let unknown = |stale: bool, access: bool, why: &str| {
-        format!(
-            "{{\"name\":{name},\"value\":null,\"capacity\":null,\"waiters\":null,\"zero_waiters\":null,\"last_pid\":null,\"last_op\":null,\"changed\":null,\"owner\":{},\"mode\":null,\"key\":{key},\"id\":{},\"stale\":{stale},\"access\":{access},\"reason\":{}{tail},\"group\":null}}",
-            e.owner,
-            e.id,
-            json_str(why)
-        )
-    };
-    match &e.state {
-        State::Live(s) => format!(
-            "{{\"name\":{name},\"value\":{},\"capacity\":{},\"waiters\":{},\"zero_waiters\":{},\"last_pid\":{},\"last_op\":{},\"changed\":{},\"owner\":{},\"mode\":\"{:04o}\",\"key\":{key},\"id\":{},\"stale\":false,\"access\":true,\"reason\":null{tail},\"group\":{}}}",
-            s.value,
-            opt(s.capacity),
-            s.waiters,
-            s.zero_waiters,
-            opt(s.last_pid),
-            opt(s.last_op),
-            s.changed,
-            s.owner,
-            s.mode,
-            e.id,
-            s.group
-        ),
-        State::Stale(why) => unknown(true, true, why),
-        State::NoAccess(why) => unknown(false, false, why),
-        // Not usable from here, and not known to be stale.
-        State::OtherNamespace(why) => unknown(false, false, why),
-    }
 }
 
 /// `s` with control characters (a newline in a file name) escaped, for a one-line table.
@@ -108,7 +41,7 @@ fn printable(s: &str) -> String {
 /// `s` followed by spaces up to `width` display columns.
 fn pad(s: &str, width: usize) -> String {
     let mut out = s.to_owned();
-    out.extend(std::iter::repeat(' ').take(width.saturating_sub(s.width())));
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(s.width())));
     out
 }
 
@@ -146,7 +79,7 @@ fn ago_text(secs: i64) -> String {
 }
 
 /// The capacity line's text: what `wait -n`, `run -n` and `hold -n` are checked against.
-fn capacity_text(cap: Option<u16>) -> String {
+fn capacity_text(cap: Option<u32>) -> String {
     match cap {
         Some(0) => "0 (created empty: only posts fill it)".into(),
         Some(c) => format!("{c} (its initial value)"),
@@ -154,40 +87,61 @@ fn capacity_text(cap: Option<u16>) -> String {
     }
 }
 
+/// Where the semaphore lives, for people: the kernel set, or the file.
+fn place(d: &Detail) -> String {
+    match d {
+        Detail::SysV { key, id, .. } => format!("kernel:   key 0x{:08x}, id {id}", *key as u32),
+        Detail::Posix { inode, .. } => format!("file:     inode {inode} in /dev/shm"),
+    }
+}
+
 /// The summary for people.
 fn text(e: &Entry) -> String {
-    let path = e.name.path().display();
-    let kernel = format!("key 0x{:08x}, id {}", e.key as u32, e.id);
+    let name = e.name.label().display();
+    let recorded = place(&e.detail);
     match &e.state {
         State::Live(s) => {
             let last = match (s.last_op, s.last_pid) {
                 (Some(t), Some(pid)) => format!("pid {pid}, {}", when(t)),
                 (Some(t), None) => when(t),
-                _ => "none yet".into(),
+                _ if e.name.kind().capabilities().last_op => "none yet".into(),
+                _ => "unknown (not recorded by this kind)".into(),
+            };
+            let waiters = match s.waiters {
+                Some(w) => format!("{w} blocked"),
+                None => "unknown (not counted by this kind)".into(),
+            };
+            let capacity = match e.name.kind().capabilities().take_n {
+                true => format!("  capacity: {}\n", capacity_text(s.capacity)),
+                false => String::new(),
             };
             format!(
-                "{path}: live\n  value:    {}\n  capacity: {}\n  waiters:  {} blocked\n  last op:  {last}\n  owner:    {}, group {}, mode {:04o}\n  kernel:   {kernel}\n",
+                "{name}: live\n  value:    {}\n{capacity}  waiters:  {waiters}\n  last op:  {last}\n  owner:    {}, group {}, mode {:04o}\n  {}\n",
                 s.value,
-                capacity_text(s.capacity),
-                s.waiters,
                 user(s.owner),
                 group(s.group),
-                s.mode
+                s.mode,
+                place(&s.detail)
             )
         }
         State::Stale(why) => format!(
-            "{path}: stale\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n  sem_init reclaims the name; `semctl-helper prune` removes it.\n",
+            "{name}: stale\n  why:      {why}\n  owner:    {} (of the record)\n  {recorded} (as recorded)\n  sem_init reclaims the name; `semctl-helper prune` removes it.\n",
             user(e.owner)
         ),
         State::NoAccess(why) => format!(
-            "{path}: no access\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded)\n",
+            "{name}: no access\n  why:      {why}\n  owner:    {} (of the record)\n  {recorded} (as recorded)\n",
             user(e.owner)
         ),
-        State::OtherNamespace(why) => format!(
-            "{path}: in another IPC namespace\n  why:      {why}\n  owner:    {} (of the record)\n  kernel:   {kernel} (as recorded, in ipc:[{}])\n  Use it from that namespace; its owner can replace it here with sem_init --force.\n",
-            user(e.owner),
-            e.ipcns
-        ),
+        State::OtherNamespace(why) => {
+            let ns = match e.detail {
+                Detail::SysV { ipcns, .. } => ipcns,
+                Detail::Posix { .. } => 0,
+            };
+            format!(
+                "{name}: in another IPC namespace\n  why:      {why}\n  owner:    {} (of the record)\n  {recorded} (as recorded, in ipc:[{ns}])\n  Use it from that namespace; its owner can replace it here with sem_init --force.\n",
+                user(e.owner),
+            )
+        }
     }
 }
 
@@ -204,11 +158,11 @@ pub fn status(name: &Name, as_json: bool) -> anyhow::Result<ExitCode> {
     let entry = sem::inspect(name)?;
     if let State::NoAccess(why) = &entry.state {
         return Err(sem::Error::new(ErrorKind::PermissionDenied, why.clone())
-            .at(name.path())
+            .at(name.label())
             .into());
     }
     if as_json {
-        print(&(json(&entry) + "\n"))?;
+        print(&json::line(&json::Report::of(&entry)))?;
     } else {
         print(&text(&entry))?;
     }
@@ -218,16 +172,12 @@ pub fn status(name: &Name, as_json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The directory for `list` and `prune`: DIR, or the home directory.
-fn directory(dir: Option<OsString>) -> anyhow::Result<PathBuf> {
-    match dir {
-        Some(d) if d.is_empty() => {
-            Err(sem::Error::new(ErrorKind::InvalidInput, "empty directory name").into())
-        }
-        Some(d) => Ok(PathBuf::from(d)),
-        // A name resolved in the home directory tells us where that is.
-        None => Ok(Name::resolve("x".as_ref())?.dir().to_path_buf()),
-    }
+/// Where `list` and `prune` look: DIR (or `posix:`), else the home directory.
+fn directory(dir: Option<OsString>) -> anyhow::Result<Place> {
+    Ok(match dir {
+        Some(d) => Place::parse(&d)?,
+        None => Place::home()?,
+    })
 }
 
 /// `list [--json] [DIR]`.
@@ -236,17 +186,18 @@ pub fn list(dir: Option<OsString>, as_json: bool) -> anyhow::Result<ExitCode> {
     let entries = sem::list(&dir)?;
     let mut out = String::new();
     if as_json {
-        let items: Vec<String> = entries.iter().map(json).collect();
-        out = format!("[{}]\n", items.join(","));
+        let items: Vec<json::Report> = entries.iter().map(json::Report::of).collect();
+        out = json::line(&items);
     } else {
         let rows: Vec<[String; 4]> = entries
             .iter()
             .map(|e| {
-                let (v, w, st) = match &e.state {
-                    State::Live(s) => (s.value.to_string(), s.waiters.to_string(), "live"),
-                    other => ("-".into(), "-".into(), state_name(other)),
+                let (v, w) = match &e.state {
+                    State::Live(s) => (s.value.to_string(), opt(s.waiters).replace("null", "?")),
+                    _ => ("-".into(), "-".into()),
                 };
-                [printable(&e.name.path().to_string_lossy()), v, w, st.into()]
+                let name = printable(&e.name.label().to_string_lossy());
+                [name, v, w, e.state.label().into()]
             })
             .collect();
         // Padded by the columns a terminal gives each name (two for CJK and most
@@ -278,12 +229,10 @@ pub fn prune(dir: Option<OsString>) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::Success;
     for p in sem::prune(&dir)? {
         match p.outcome {
-            Ok(Pruning::Removed(why)) => {
-                print(&format!("removed {}: {why}\n", p.name.path().display()))?
-            }
-            Ok(Pruning::Kept(why)) => print(&format!("kept {}: {why}\n", p.name.path().display()))?,
+            Ok(Pruning::Removed(why)) => print(&format!("removed {}: {why}\n", p.name))?,
+            Ok(Pruning::Kept(why)) => print(&format!("kept {}: {why}\n", p.name))?,
             Err(e) => {
-                eprintln!("semctl-helper: prune: {e}");
+                crate::say("prune", &e.to_string());
                 code = ExitCode::Failure;
             }
         }
@@ -302,7 +251,7 @@ fn stamp() -> String {
 /// quietly, with 0, as soon as nobody reads stdout any more.
 pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
     signals::abort_waits_on_stop_signals()?;
-    let sem = Semaphore::open(name)?;
+    let sem = sem::open(name)?;
     let mut last = None;
     // A reader that went away (`follow | head`) ends us quietly.
     let say = |line: String| {
@@ -312,29 +261,25 @@ pub fn follow(name: &Name) -> anyhow::Result<ExitCode> {
     };
     loop {
         if signals::caught().is_some() {
-            say(format!(
-                "{} stopped following {}",
-                stamp(),
-                name.path().display()
-            ));
+            say(format!("{} stopped following {name}", stamp()));
             return Ok(ExitCode::Success);
         }
-        let now = match (sem.value(), sem.waiters()) {
-            (Ok(v), Ok(w)) => (v, w),
-            (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::Removed => {
-                say(format!("{} destroyed {}", stamp(), name.path().display()));
+        let status = match sem.status() {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::Removed => {
+                say(format!("{} destroyed {name}", stamp()));
                 return Ok(ExitCode::Success);
             }
-            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
         };
+        let now = (status.value, status.waiters);
         if last != Some(now) {
-            let pid = sem.status().ok().and_then(|s| s.last_pid);
             say(format!(
                 "{} value={} waiters={} last_pid={}",
                 stamp(),
                 now.0,
-                now.1,
-                opt(pid)
+                opt(now.1),
+                opt(status.last_pid)
             ));
             last = Some(now);
         }

@@ -3,8 +3,8 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
+use sem::{Error, ErrorKind, Result};
 
 /// Leave our caller's process tree while staying tied to its life: returns, in a child of
 /// ours, a descriptor that polls readable once `parent` has ended; our own process exits
@@ -49,15 +49,18 @@ pub enum Event {
     Ended,
     /// Nobody reads the output any more (a pipe whose reader has gone).
     ReaderGone,
+    /// A request arrived (the signalfd polled readable).
+    Requested,
 }
 
 /// Sleep until the first of: `input` readable or at its end; the process behind the pidfd
-/// `ended` has ended; `output`'s reader gone. A `None` is not watched; a signal that
-/// interrupts the sleep is ignored.
+/// `ended` has ended; `output`'s reader gone; `request` (a signalfd) readable. A `None` is
+/// not watched; a signal that interrupts the sleep is ignored.
 pub fn watch(
     input: Option<BorrowedFd<'_>>,
     ended: Option<BorrowedFd<'_>>,
     output: Option<BorrowedFd<'_>>,
+    request: Option<BorrowedFd<'_>>,
 ) -> Event {
     let entry = |fd: Option<BorrowedFd<'_>>, events: libc::c_short| libc::pollfd {
         fd: fd.map_or(-1, |f| f.as_raw_fd()),
@@ -68,28 +71,18 @@ pub fn watch(
         entry(input, libc::POLLIN),
         entry(ended, libc::POLLIN),
         entry(output, 0),
+        entry(request, libc::POLLIN),
     ];
     loop {
         match sys::poll(&mut fds, None) {
             Ok(_) if fds[0].revents != 0 => return Event::Input,
             Ok(_) if fds[1].revents != 0 => return Event::Ended,
             Ok(_) if fds[2].revents != 0 => return Event::ReaderGone,
+            Ok(_) if fds[3].revents != 0 => return Event::Requested,
             // Only interruptions and spurious wake-ups are left; neither ends the watch.
             _ => continue,
         }
     }
-}
-
-/// Whether our standard output's reader has gone (a pipe whose read end was closed),
-/// checked without blocking.
-pub fn stdout_reader_gone() -> bool {
-    let mut fds = [libc::pollfd {
-        fd: libc::STDOUT_FILENO,
-        events: 0,
-        revents: 0,
-    }];
-    matches!(sys::poll(&mut fds, Some(std::time::Duration::ZERO)), Ok(1))
-        && fds[0].revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// A process of ours to act on, by pidfd, so that a pid reused meanwhile can't be hit.
@@ -119,23 +112,31 @@ impl Process {
         }
     }
 
+    /// The pidfd, to poll: readable once the process has ended.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.pidfd)
+    }
+
     /// Whether the process still runs.
     pub fn alive(&self) -> bool {
         sys::pidfd_send_signal(self.pidfd.as_raw_fd(), 0).is_ok()
     }
 
-    /// Kill it (SIGKILL) and wait until it has ended, at most `patience`: its System V
-    /// undo adjustments are applied as it exits, before its end is reported.
+    /// Send it `sig` and wait until it has ended, at most `patience`: its System V undo
+    /// adjustments are applied as it exits, before its end is reported.
     ///
     /// # Errors
     /// [`ErrorKind::PermissionDenied`] when we may not signal it; [`ErrorKind::TimedOut`]
     /// when it has not ended in time.
-    pub fn kill_and_wait(&self, patience: std::time::Duration) -> Result<()> {
-        match sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL) {
+    pub fn signal_and_wait(&self, sig: libc::c_int, patience: std::time::Duration) -> Result<()> {
+        match sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(e) => {
                 return Err(Error::sys(
-                    crate::error::kind_of(e),
+                    match e {
+                        nix::errno::Errno::EPERM => ErrorKind::PermissionDenied,
+                        _ => ErrorKind::Other,
+                    },
                     "cannot end the process",
                     e,
                 ))

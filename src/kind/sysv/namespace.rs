@@ -91,7 +91,7 @@ mod tests {
     /// A fake /proc: `tasks` are (pid, tid, the ns/ipc link's target).
     fn fake_proc(tasks: &[(u32, u32, &str)]) -> std::path::PathBuf {
         let mut b = [0u8; 4];
-        crate::sys::random_bytes(&mut b).expect("getrandom works");
+        crate::sys::random::random_bytes(&mut b).expect("getrandom works");
         let root = std::env::temp_dir().join(format!("sem-fake-proc-{}", u32::from_ne_bytes(b)));
         fs::create_dir_all(root.join("self")).unwrap();
         for (pid, tid, target) in tasks {

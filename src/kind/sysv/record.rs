@@ -16,7 +16,7 @@
 use std::fmt;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::sys::{Key, SemId};
+use crate::sys::sysv_sem::{Key, SemId};
 
 /// The current format version, written after `sem/`.
 pub const VERSION: u32 = 1;
