@@ -1,7 +1,7 @@
 # sem: counting semaphores for shell scripts.
 #   make            build the release helper, its man pages and shell completions
 #   make test       install what's missing, then run every test (cargo test, lint, bats,
-#                   a benchmark smoke run)
+#                   the contract suites once per kind, a benchmark smoke run)
 #   make stress     long chaos and load runs (STRESS_SECONDS, default 600)
 #   make bench      the benchmarks: docs/BENCH.md and docs/bench.svg
 #   make fuzz       the fuzz targets, FUZZ_SECONDS each
@@ -24,7 +24,7 @@ HELPER  := target/release/semctl-helper
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps venv lint cargo-test bats demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps venv lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -85,7 +85,25 @@ bats: build deps venv
 		bats bats/; \
 	fi
 
-test: deps build cargo-test lint bats bench-smoke
+# The contract suites (bats/contract/): what every kind of semaphore promises, run once
+# per kind in KINDS (SEM_TEST_KIND): System V as root in a private IPC namespace, as the
+# bats target runs it, then POSIX (/dev/shm is no IPC namespace's). Every kind runs, even
+# after one fails; the target fails if any did.
+KINDS ?= sysv posix
+
+bats-contract: build deps
+	@failed=''; \
+	for kind in $(KINDS); do \
+		echo "bats-contract: SEM_TEST_KIND=$$kind"; \
+		if [ "$$kind" = sysv ] && [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
+			SEM_TEST_KIND=$$kind SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/contract/ || failed="$$failed $$kind"; \
+		else \
+			SEM_TEST_KIND=$$kind bats bats/contract/ || failed="$$failed $$kind"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bats-contract: failed for:$$failed"; exit 1; fi
+
+test: deps build cargo-test lint bats bats-contract bench-smoke
 
 demo: build
 	bash demo/throttle.sh
