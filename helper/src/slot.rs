@@ -216,8 +216,10 @@ fn release_when(keep: Keep, pidfd: OwnedFd, undo: bool) -> anyhow::Result<()> {
                     }
                 },
             }
-            if undo {
-                std::process::exit(if HELD.load(Ordering::SeqCst) { 0 } else { 1 });
+            // Held with the kernel's undo: ending the process gives the counts back, at
+            // once. Otherwise the main thread decides: it may be answering, or taking.
+            if undo && HELD.load(Ordering::SeqCst) {
+                std::process::exit(0);
             }
             RELEASE.store(true, Ordering::SeqCst);
             CANCEL.cancel(RELEASED);
@@ -295,9 +297,9 @@ fn take_and_hold(
         Err(e) => return Err(e.into()),
     }
     HELD.store(true, Ordering::SeqCst);
-    if !undo && RELEASE.load(Ordering::SeqCst) {
+    if RELEASE.load(Ordering::SeqCst) {
         // Released while the take completed: give it back at once.
-        give_back(&*sem, slot.count);
+        give_back(&*sem, slot.count, undo);
     }
     // Held. From now on only our caller decides: Ctrl-C reaches the whole process group,
     // and a shell that traps it keeps running the function, so its slot must stay held.
@@ -318,18 +320,22 @@ fn take_and_hold(
         nix::unistd::dup2_stdin(&null)?;
     }
     loop {
-        // With undo the release thread ends the process; without, it sets RELEASE and
-        // wakes us, and we give the counts back ourselves.
-        if !undo && RELEASE.load(Ordering::SeqCst) {
-            give_back(&*sem, slot.count);
+        // The release thread sets RELEASE and wakes us (or, held with undo, simply ends
+        // the process).
+        if RELEASE.load(Ordering::SeqCst) {
+            give_back(&*sem, slot.count, undo);
         }
         crate::clock::nap(Duration::from_secs(3600));
     }
 }
 
-/// Post the `n` counts a holder without undo took, and end: 0 when they are back, 7
-/// (with one line) when the post failed (the semaphore destroyed meanwhile, say).
-fn give_back(sem: &dyn Semaphore, n: u32) -> ! {
+/// Give back the `n` counts held, and end: with the kernel's undo, by ending; else by
+/// posting them first. Exits 0 when they are back, 7 (with one line) when the post
+/// failed (the semaphore destroyed meanwhile, say).
+fn give_back(sem: &dyn Semaphore, n: u32, undo: bool) -> ! {
+    if undo {
+        std::process::exit(0);
+    }
     match sem.post(n) {
         Ok(()) => std::process::exit(0),
         Err(e) => {
