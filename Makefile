@@ -1,7 +1,7 @@
 # sem: counting semaphores for shell scripts.
 #   make            build the release helper, its man pages and shell completions
 #   make test       install what's missing, then run every test (cargo test, lint, bats,
-#                   a benchmark smoke run)
+#                   the contract suites once per kind, a benchmark smoke run)
 #   make stress     long chaos and load runs (STRESS_SECONDS, default 600)
 #   make bench      the benchmarks: docs/BENCH.md and docs/bench.svg
 #   make fuzz       the fuzz targets, FUZZ_SECONDS each
@@ -16,19 +16,22 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO   ?= cargo
+# The helper is linked statically (helper/static.toml says why); everything else the
+# workspace builds is not, so that a cdylib member can be built.
+STATIC  := --config $(CURDIR)/helper/static.toml
 HELPER  := target/release/semctl-helper
 # gen-docs/ writes the man pages and completions here, laid out as under share/.
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps venv lint cargo-test bats demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
 # The pages and completions come from the helper's own cli.rs, through gen-docs (a
 # package of its own, so that its dependencies never reach the helper).
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) $(STATIC) build --release --locked -p semctl-helper
 	$(CARGO) run --release --locked --quiet -p sem-gen-docs -- $(SHARE)
 
 $(HELPER): build
@@ -48,33 +51,47 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The Python interop suite (bats/interop_python.bats) runs sysv_ipc from a private
-# virtualenv, made here only when it is missing; the suite finds it through
-# SEM_TEST_PYTHON. Without python3's venv or the package index the suite skips, saying why.
+# The interop suites run their peers from private folders, made here only when missing:
+# a virtualenv with sysv_ipc (bats/interop_python.bats) and posix_ipc
+# (bats/interop_posix.bats), found through SEM_TEST_PYTHON, and koffi@2 for Node
+# (interop_posix.bats), found through SEM_TEST_NODE_PATH. Without python3's venv, node,
+# npm or the package indexes, those tests skip, saying why.
 VENV := .venv-test
 export SEM_TEST_PYTHON := $(CURDIR)/$(VENV)/bin/python
+NODE_DIR := .node-test
+export SEM_TEST_NODE_PATH := $(CURDIR)/$(NODE_DIR)/node_modules
 
 venv:
-	@if ! "$(SEM_TEST_PYTHON)" -c 'import sysv_ipc' 2>/dev/null; then \
-		echo "venv: making $(VENV) with sysv_ipc"; \
-		rm -rf $(VENV); \
-		if ! { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q sysv_ipc; }; then \
-			rm -rf $(VENV); \
-			echo "venv: cannot make $(VENV) with sysv_ipc; the Python interop tests will skip"; \
+	@if ! "$(SEM_TEST_PYTHON)" -c 'import sysv_ipc, posix_ipc' 2>/dev/null; then \
+		echo "venv: installing sysv_ipc and posix_ipc into $(VENV)"; \
+		"$(SEM_TEST_PYTHON)" -c '' 2>/dev/null || { rm -rf $(VENV); python3 -m venv $(VENV); }; \
+		if ! $(VENV)/bin/pip install -q sysv_ipc posix_ipc; then \
+			"$(SEM_TEST_PYTHON)" -c 'import sysv_ipc' 2>/dev/null || rm -rf $(VENV); \
+			echo "venv: cannot install sysv_ipc and posix_ipc into $(VENV); the Python interop tests will skip"; \
+		fi; \
+	fi
+
+node-test:
+	@if ! NODE_PATH="$(SEM_TEST_NODE_PATH)" node -e "require('koffi')" 2>/dev/null; then \
+		echo "node-test: installing koffi@2 into $(NODE_DIR)"; \
+		if ! { command -v node >/dev/null && npm install --prefix $(NODE_DIR) --no-save \
+			--no-audit --no-fund --loglevel=error koffi@2; }; then \
+			rm -rf $(NODE_DIR); \
+			echo "node-test: cannot install koffi@2 into $(NODE_DIR); the Node interop tests will skip"; \
 		fi; \
 	fi
 
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	shellcheck -x sh/*.sh bats/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
+	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
 
 cargo-test: build
-	$(CARGO) test --release --locked
+	$(CARGO) $(STATIC) test --release --locked -p sem -p semctl-helper
 
 # As root, the suites run in a private IPC namespace, where every test can check that it
 # leaked no kernel set without seeing other processes' sets.
-bats: build deps venv
+bats: build deps venv node-test
 	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
 		echo "bats: in a private IPC namespace"; \
 		SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/; \
@@ -82,7 +99,25 @@ bats: build deps venv
 		bats bats/; \
 	fi
 
-test: deps build cargo-test lint bats bench-smoke
+# The contract suites (bats/contract/): what every kind of semaphore promises, run once
+# per kind in KINDS (SEM_TEST_KIND): System V as root in a private IPC namespace, as the
+# bats target runs it, then POSIX (/dev/shm is no IPC namespace's). Every kind runs, even
+# after one fails; the target fails if any did.
+KINDS ?= sysv posix
+
+bats-contract: build deps
+	@failed=''; \
+	for kind in $(KINDS); do \
+		echo "bats-contract: SEM_TEST_KIND=$$kind"; \
+		if [ "$$kind" = sysv ] && [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
+			SEM_TEST_KIND=$$kind SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/contract/ || failed="$$failed $$kind"; \
+		else \
+			SEM_TEST_KIND=$$kind bats bats/contract/ || failed="$$failed $$kind"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bats-contract: failed for:$$failed"; exit 1; fi
+
+test: deps build cargo-test lint bats bats-contract bench-smoke
 
 demo: build
 	bash demo/throttle.sh

@@ -240,7 +240,7 @@ record_key() {
 	assert_success
 	json_is "$output" "d['capacity'] == 3 and d['value'] == 5"
 	# Every field is still there, the capacity added.
-	json_is "$output" "set(d) == {'name', 'value', 'capacity', 'waiters', 'zero_waiters', 'last_pid', 'last_op', 'changed', 'owner', 'mode', 'key', 'id', 'stale', 'access', 'reason', 'state', 'ipcns', 'group'}"
+	json_is "$output" "set(d) == {'name', 'value', 'capacity', 'waiters', 'zero_waiters', 'last_pid', 'last_op', 'changed', 'owner', 'mode', 'key', 'id', 'stale', 'access', 'reason', 'state', 'ipcns', 'group', 'kind', 'sysv'}"
 	sem_init "$D/z" 0
 	run --separate-stderr "$HELPER" status --json "$D/z"
 	json_is "$output" "d['capacity'] == 0"

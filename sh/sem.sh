@@ -20,9 +20,10 @@
 #   sem_follow NAME               print a line at every change of NAME, until ^C
 #
 # Every function but sem_run returns 0 or 1; sem_run returns COMMAND's status. A NAME is
-# a path; a relative NAME is under $HOME.
-# The work is done by semctl-helper on System V semaphore sets: waiters sleep in the
-# kernel and wake within microseconds of a post.
+# a path (a System V semaphore set; a relative NAME is under $HOME) or posix:/NAME (a
+# POSIX named semaphore, shared with programs that call sem_open).
+# The work is done by semctl-helper: waiters sleep in the kernel and wake within
+# microseconds of a post.
 #
 # Environment (read at each call, never set by this file):
 #   SEMCTL_HELPER  path of the semctl-helper binary to use. Otherwise the helper is
@@ -30,6 +31,8 @@
 #                  repository's target/release, then on PATH.
 #   SEM_VERBOSE    when 1, post, wait, trywait and peek print the helper's one-line
 #                  reason for a failure on stderr (they are silent otherwise).
+#   SEM_POSIX_TRUST  uids or user names (comma-separated) whose posix: semaphores may be
+#                  used besides your own and root's (see the README).
 #
 # Sourcing defines only the sem_* functions and private _sem_* helpers: no variables, no
 # shell options, no traps. It is safe to source twice, and works in a caller that runs

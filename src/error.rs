@@ -34,8 +34,11 @@ pub enum ErrorKind {
     OutOfRange,
     /// `init` found a live semaphore (or another file) at the name.
     AlreadyExists,
-    /// A stop signal ended a blocking call before it took anything.
+    /// A cancel (a stop signal, say) ended a blocking call before it took anything.
     Interrupted,
+    /// The kind of semaphore can't do this (a POSIX semaphore can't relax), or the name
+    /// selects a kind that isn't supported yet.
+    Unsupported,
     /// Any other system error.
     Other,
 }
@@ -184,6 +187,7 @@ impl From<Error> for io::Error {
             ErrorKind::PermissionDenied | ErrorKind::NotOwner => io::ErrorKind::PermissionDenied,
             ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
             ErrorKind::Interrupted => io::ErrorKind::Interrupted,
+            ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::OutOfRange | ErrorKind::Other => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -1,39 +1,34 @@
 //! # sem: counting semaphores for shell scripts
 //!
-//! The core of `semctl-helper` and `sh/sem.sh`: named counting semaphores backed by
-//! System V semaphore sets, so that waiters sleep in the kernel's queue and wake within
-//! microseconds of a post.
+//! The library behind `semctl-helper` and `sh/sem.sh`: named counting semaphores of
+//! several kinds behind one interface, for any front end to embed. It holds the
+//! semaphore logic and nothing of a process's policy: it installs no signal handler,
+//! never exits or prints, and doesn't assume `panic=abort`. A blocking wait ends when the
+//! caller's [`Cancel`] says so.
 //!
-//! ## Names and records
+//! ## Kinds, chosen by the name
 //!
-//! A semaphore's name is a path ([`Name`]). The regular file at that path, the *record*,
-//! holds one line naming the kernel set: its random key, its id, the boot id and the IPC
-//! namespace (see `record.rs`). Kernel sets outlive processes but not reboots, and
-//! systemd-logind's RemoveIPC deletes a user's sets when their last session ends, so a
-//! record can go *stale*; set ids are also reused. A record is therefore trusted only
-//! when it is a regular file reached without following a link, parses strictly, comes
-//! from this boot and namespace, its key still names its id, and the set's owner is the
-//! file's owner. See `docs/DESIGN.md` for why this is safe in shared directories.
+//! * A path ([`Name::Path`]) is a System V semaphore set (`kind::sysv`): the default,
+//!   which needs nothing but the kernel. The regular file at the path, the *record*,
+//!   holds one line naming the kernel set (its random key, its id, the boot id and the
+//!   IPC namespace), trusted only when it checks out against the kernel. Waiters sleep
+//!   in the kernel's queue; `SEM_UNDO` gives a holder's count back when it dies.
+//! * `posix:/NAME` ([`Name::Posix`]) is a POSIX named semaphore (`kind::posix`), glibc's
+//!   `/dev/shm/sem.NAME`, shared with C, Python, Node, Go and Julia programs.
 //!
-//! ## Races
-//!
-//! * [`init`] publishes a complete record with `link(2)`, which fails if the name exists:
-//!   of many concurrent inits exactly one wins, and nobody sees a half-made semaphore.
-//!   [`init_or_open`] builds create-on-first-use on it: the losers open the winner's.
-//! * Reclaiming a stale name and [`destroy`] lock the record with `flock(2)` and re-check
-//!   that the name still refers to the locked file.
-//! * Operations never use `SEM_UNDO`: the helper exits right after its operation and an
-//!   undo would revert it.
+//! Each kind says what it can do ([`Capabilities`]); what it can't do fails with
+//! [`ErrorKind::Unsupported`]. See `docs/DESIGN.md` for why each is safe in shared
+//! directories.
 //!
 //! ## Example
 //!
 //! ```no_run
-//! use sem::{Name, Semaphore, Timeout};
-//! let name = Name::resolve("/tmp/build-slots".as_ref())?;
-//! sem::init(&name, 3, 0o600)?;
-//! let s = Semaphore::open(&name)?;
-//! s.wait(Timeout::Forever)?;
-//! s.post()?;
+//! use sem::{Cancel, Name, Timeout};
+//! let name = Name::parse("/tmp/build-slots".as_ref())?;
+//! sem::init(&name, 3, &sem::InitOptions::default())?;
+//! let s = sem::open(&name)?;
+//! s.take(1, Timeout::Forever, &Cancel::new())?;
+//! s.post(1)?;
 //! sem::destroy(&name)?;
 //! # Ok::<(), sem::Error>(())
 //! ```
@@ -41,33 +36,73 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod clock;
+mod cancel;
 mod error;
-mod inventory;
-mod lifecycle;
+pub mod kind;
 mod name;
-mod namespace;
 pub mod parse;
-#[allow(dead_code)]
-mod posix;
-pub mod process;
-mod record;
-mod semaphore;
-pub mod signals;
-mod store;
+mod status;
 mod sys;
 pub mod userdb;
 
+pub use cancel::{Cancel, PROBE_SLICE};
 pub use error::{Error, ErrorKind, Result};
-pub use inventory::{inspect, list, prune, Entry, Pruned, Pruning, State};
-pub use lifecycle::{destroy, init, init_or_open, init_with, InitOptions};
-pub use name::Name;
+pub use kind::{init_or_open, Capabilities, InitOptions, Kind, Semaphore};
+pub use name::{Name, Place};
 pub use parse::{Timeout, MAX_VALUE};
-pub use semaphore::{examine, Examined, Semaphore, Status};
+pub use status::{Detail, Entry, Pruned, Pruning, State, Status};
+
+/// Open the semaphore `name`, of whatever kind, verified.
+///
+/// # Errors
+/// See [`Kind::open`].
+pub fn open(name: &Name) -> Result<Box<dyn Semaphore>> {
+    name.kind().open(name)
+}
+
+/// Create the semaphore `name` with `value`, exclusively.
+///
+/// # Errors
+/// See [`Kind::init`].
+pub fn init(name: &Name, value: u32, opts: &InitOptions) -> Result<()> {
+    name.kind().init(name, value, opts)
+}
+
+/// Remove the semaphore `name` (its owner only).
+///
+/// # Errors
+/// See [`Kind::destroy`].
+pub fn destroy(name: &Name) -> Result<()> {
+    name.kind().destroy(name)
+}
+
+/// What `name` stands for now, live or not.
+///
+/// # Errors
+/// See [`Kind::inspect`].
+pub fn inspect(name: &Name) -> Result<Entry> {
+    name.kind().inspect(name)
+}
+
+/// The semaphores in `place`.
+///
+/// # Errors
+/// See [`Kind::list`].
+pub fn list(place: &Place) -> Result<Vec<Entry>> {
+    place.kind().list(place.path())
+}
+
+/// Remove the caller's stale names in `place`.
+///
+/// # Errors
+/// See [`Kind::prune`].
+pub fn prune(place: &Place) -> Result<Vec<Pruned>> {
+    place.kind().prune(place.path())
+}
 
 /// Crate-private parsers made reachable for the fuzz targets in `fuzz/` (not a stable API).
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::record::{Origin, ParseError, Record, MAX_LEN, VERSION};
-    pub use crate::sys::{Key, SemId};
+    pub use crate::kind::sysv::record::{Origin, ParseError, Record, MAX_LEN, VERSION};
+    pub use crate::sys::sysv_sem::{Key, SemId};
 }

@@ -1,99 +1,130 @@
-//! Semaphore names: a name is a path, and the file at that path is the semaphore's record.
+//! Names, and the kind of semaphore each one selects.
 //!
-//! A relative name resolves under `$HOME` (or, when HOME is unset or empty, the home
-//! directory in `/etc/passwd`). An absolute name is used as is. Only the last
-//! component is the name: symbolic links there are never followed, while the directories
-//! above it are resolved normally.
+//! | a name like | is | module |
+//! |---|---|---|
+//! | `/tmp/slots`, `slots` (under `$HOME`) | a System V semaphore, its record at that path | `kind/sysv` |
+//! | `posix:/NAME`, `posix:NAME` | a POSIX named semaphore, glibc's `/dev/shm/sem.NAME` | `kind/posix` |
+//! | `redis://…`, `redis:NAME` | reserved for semaphores on a Redis server | (not yet) |
+//!
+//! This is the one place that maps names to kinds: adding a kind adds a variant here.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
+use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::kind::posix::{self, PosixName};
+use crate::kind::sysv::{path::PathName, SysV};
+use crate::kind::Kind;
 
-/// A resolved semaphore name: the directory that holds the record, and the record's file
-/// name inside it.
+/// A semaphore's name, parsed: which kind it is, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Name {
-    path: PathBuf,
-    dir: PathBuf,
-    file: OsString,
+pub enum Name {
+    /// A path: System V.
+    Path(PathName),
+    /// `posix:/NAME`: a POSIX named semaphore.
+    Posix(PosixName),
 }
 
+/// The System V kind.
+static SYSV: SysV = SysV;
+/// The POSIX kind.
+static POSIX: posix::PosixKind = posix::PosixKind;
+
 impl Name {
-    /// Resolve `name` as described in the module docs.
+    /// Parse a name given by a user.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an empty name, one that ends in `/`, or one whose
-    /// last component is `.` or `..`; [`ErrorKind::NotFound`] when a relative name needs a
-    /// home directory and there is none.
-    pub fn resolve(name: &OsStr) -> Result<Name> {
-        let bytes = name.as_bytes();
-        if bytes.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidInput, "empty semaphore name"));
+    /// [`ErrorKind::InvalidInput`] for a malformed name (see each kind);
+    /// [`ErrorKind::Unsupported`] for the `redis:` names reserved for a later kind;
+    /// [`ErrorKind::NotFound`] when a relative path needs a home directory and there is
+    /// none.
+    pub fn parse(arg: &OsStr) -> Result<Name> {
+        let bytes = arg.as_bytes();
+        if posix::is_posix(arg) {
+            return posix::parse_name(arg).map(Name::Posix);
         }
-        let path = Path::new(name);
-        if bytes.ends_with(b"/") {
+        if bytes.starts_with(b"redis:") || bytes.starts_with(b"rediss:") {
             return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "a semaphore name must not end in '/'",
-            )
-            .at(path));
+                ErrorKind::Unsupported,
+                "semaphores on Redis (redis://HOST/NAME, redis:NAME) are not supported yet",
+            ));
         }
-        let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
-        if last == b"." || last == b".." {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "a semaphore name must not end in '.' or '..'",
-            )
-            .at(path));
+        PathName::resolve(arg).map(Name::Path)
+    }
+
+    /// The kind of semaphore this name selects.
+    pub fn kind(&self) -> &'static dyn Kind {
+        match self {
+            Name::Path(_) => &SYSV,
+            Name::Posix(_) => &POSIX,
         }
-        let path = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            home_dir()?.join(path)
-        };
-        // Both unwraps hold: the path is absolute and its last component is a normal one.
-        let dir = path
-            .parent()
-            .expect("an absolute path with a file name has a parent");
-        let file = path.file_name().expect("the last component is not . or ..");
-        Ok(Name {
-            dir: dir.to_path_buf(),
-            file: file.to_os_string(),
-            path,
+    }
+
+    /// How the name is shown in errors and reports: the resolved path, or `posix:/NAME`.
+    /// A path may hold any bytes but NUL, so this is a `Path`, not a `str`.
+    pub fn label(&self) -> &Path {
+        match self {
+            Name::Path(p) => p.path(),
+            Name::Posix(p) => p.shown(),
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    /// The label, with bytes that aren't UTF-8 replaced: for people, not for programs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.label().display())
+    }
+}
+
+/// Where to list or prune: a directory of System V records, or `posix:` (the POSIX
+/// semaphores in /dev/shm).
+pub struct Place {
+    kind: &'static dyn Kind,
+    path: std::path::PathBuf,
+}
+
+impl Place {
+    /// `posix:` (or `posix:/`) for the POSIX semaphores; anything else is a directory.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an empty argument.
+    pub fn parse(arg: &OsStr) -> Result<Place> {
+        match arg.as_bytes() {
+            b"" => Err(Error::new(ErrorKind::InvalidInput, "empty directory name")),
+            b"posix:" | b"posix:/" => Ok(Place {
+                kind: &POSIX,
+                path: posix::SHM_DIR.into(),
+            }),
+            _ => Ok(Place {
+                kind: &SYSV,
+                path: arg.into(),
+            }),
+        }
+    }
+
+    /// The home directory, for System V names.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when there is no home directory.
+    pub fn home() -> Result<Place> {
+        let any = PathName::resolve(OsStr::new("x"))?;
+        Ok(Place {
+            kind: &SYSV,
+            path: any.dir().to_path_buf(),
         })
     }
 
-    /// The full path of the record.
+    /// The kind of semaphore found there.
+    pub fn kind(&self) -> &'static dyn Kind {
+        self.kind
+    }
+
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The directory that holds the record.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The record's file name within [`Name::dir`].
-    pub fn file(&self) -> &OsStr {
-        &self.file
-    }
-}
-
-/// `$HOME` if set and non-empty, else our uid's home directory in `/etc/passwd`.
-fn home_dir() -> Result<PathBuf> {
-    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
-    }
-    // The local file, not NSS: see `userdb` for why a static helper avoids NSS.
-    let uid = nix::unistd::geteuid();
-    match crate::userdb::home_dir(uid.as_raw()) {
-        Some(dir) => Ok(dir),
-        None => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("HOME is not set and uid {uid} has no home directory in /etc/passwd"),
-        )),
     }
 }
 
@@ -101,29 +132,29 @@ fn home_dir() -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    fn kind(s: &str) -> ErrorKind {
-        Name::resolve(OsStr::new(s)).unwrap_err().kind()
-    }
-
     #[test]
-    fn absolute_names_are_used_as_is() {
-        let n = Name::resolve(OsStr::new("/tmp/a b/ü")).unwrap();
-        assert_eq!(n.path(), Path::new("/tmp/a b/ü"));
-        assert_eq!(n.dir(), Path::new("/tmp/a b"));
-        assert_eq!(n.file(), OsStr::new("ü"));
-    }
-
-    #[test]
-    fn bad_names() {
-        for bad in ["", "/", "a/", "/tmp/", ".", "..", "/tmp/..", "a/."] {
-            assert_eq!(kind(bad), ErrorKind::InvalidInput, "{bad:?}");
+    fn names_select_their_kind() {
+        let sysv = Name::parse(OsStr::new("/tmp/x")).unwrap();
+        assert_eq!(sysv.kind().label(), "sysv");
+        assert_eq!(sysv.label(), Path::new("/tmp/x"));
+        for p in ["posix:/x", "posix:x", "posix://x"] {
+            let n = Name::parse(OsStr::new(p)).unwrap();
+            assert_eq!(n.kind().label(), "posix");
+            assert_eq!(n.to_string(), "posix:/x");
         }
-    }
-
-    #[test]
-    fn non_utf8_names_work() {
-        let raw = OsStr::from_bytes(b"/tmp/\xff\xfe");
-        let n = Name::resolve(raw).unwrap();
-        assert_eq!(n.file().as_bytes(), b"\xff\xfe");
+        for bad in ["posix:", "posix:/a/b", "posix:/a b"] {
+            assert_eq!(
+                Name::parse(OsStr::new(bad)).unwrap_err().kind(),
+                ErrorKind::InvalidInput,
+                "{bad}"
+            );
+        }
+        for r in ["redis://h/x", "redis:x", "rediss://h/x"] {
+            assert_eq!(
+                Name::parse(OsStr::new(r)).unwrap_err().kind(),
+                ErrorKind::Unsupported,
+                "{r}"
+            );
+        }
     }
 }

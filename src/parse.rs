@@ -26,23 +26,33 @@ pub enum Timeout {
     After(Duration),
 }
 
-/// Parse a semaphore value: decimal digits only, 0 to 32767.
+/// Parse a semaphore value: decimal digits only, 0 to 32767 (a System V semaphore's
+/// largest value).
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] unless `s` is all digits; [`ErrorKind::OutOfRange`] above
 /// 32767.
 pub fn value(s: &str) -> Result<u16> {
+    value_up_to(s, u32::from(MAX_VALUE)).map(|v| v as u16)
+}
+
+/// Parse a semaphore value: decimal digits only, 0 to `max` (the kind's largest value).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] unless `s` is all digits; [`ErrorKind::OutOfRange`] above
+/// `max`.
+pub fn value_up_to(s: &str, max: u32) -> Result<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("invalid value {s:?}: expected decimal digits, 0 to {MAX_VALUE}"),
+            format!("invalid value {s:?}: expected decimal digits, 0 to {max}"),
         ));
     }
     match s.parse::<u64>() {
-        Ok(v) if v <= u64::from(MAX_VALUE) => Ok(v as u16),
+        Ok(v) if v <= u64::from(max) => Ok(v as u32),
         _ => Err(Error::new(
             ErrorKind::OutOfRange,
-            format!("value {s} is out of range: at most {MAX_VALUE}"),
+            format!("value {s} is out of range: at most {max}"),
         )),
     }
 }
@@ -53,19 +63,28 @@ pub fn value(s: &str) -> Result<u16> {
 /// [`ErrorKind::InvalidInput`] unless `s` is all digits, or for 0;
 /// [`ErrorKind::OutOfRange`] above 32767.
 pub fn count(s: &str) -> Result<u16> {
-    match value(s) {
+    count_up_to(s, u32::from(MAX_VALUE)).map(|v| v as u16)
+}
+
+/// Parse how much a post adds: decimal digits, 1 to `max` (the kind's largest value).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] unless `s` is all digits, or for 0;
+/// [`ErrorKind::OutOfRange`] above `max`.
+pub fn count_up_to(s: &str, max: u32) -> Result<u32> {
+    match value_up_to(s, max) {
         Ok(0) => Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("invalid count {s:?}: a post adds 1 to {MAX_VALUE}"),
+            format!("invalid count {s:?}: a post adds 1 to {max}"),
         )),
         Ok(n) => Ok(n),
         Err(e) if e.kind() == ErrorKind::InvalidInput => Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("invalid count {s:?}: expected decimal digits, 1 to {MAX_VALUE}"),
+            format!("invalid count {s:?}: expected decimal digits, 1 to {max}"),
         )),
         Err(_) => Err(Error::new(
             ErrorKind::OutOfRange,
-            format!("count {s} is out of range: a post adds at most {MAX_VALUE}"),
+            format!("count {s} is out of range: a post adds at most {max}"),
         )),
     }
 }

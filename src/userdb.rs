@@ -45,6 +45,13 @@ pub fn home_dir(uid: u32) -> Option<std::path::PathBuf> {
         })
 }
 
+/// The uid of the user called `name` in `/etc/passwd`.
+pub fn user_id(name: &str) -> Option<u32> {
+    entries("/etc/passwd")
+        .into_iter()
+        .find_map(|(n, id)| (n == name).then_some(id))
+}
+
 /// The name of group `gid` in `/etc/group`.
 pub fn group_name(gid: u32) -> Option<String> {
     entries("/etc/group")

@@ -1,4 +1,4 @@
-//! `Name::resolve` against its specification, for any HOME and any name bytes: empty
+//! A System V name's resolution (`PathName::resolve`) against its specification, for any HOME and any name bytes: empty
 //! names, names ending in `/` and names whose last component is `.` or `..` are invalid
 //! input (with a one-line message); any other name resolves to itself when absolute and
 //! to `$HOME/NAME` when relative, its file is the last component, and its directory joined
@@ -13,7 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use sem::{ErrorKind, Name};
+use sem::kind::sysv::path::PathName as Name;
+use sem::ErrorKind;
 
 fuzz_target!(|data: &[u8]| {
     let (home, name) = match data.iter().position(|&b| b == 0) {

@@ -16,10 +16,10 @@ use clap_mangen::Man;
 
 // cli.rs builds the parser the helper runs; only `command()` is used here.
 #[allow(dead_code)]
-#[path = "../../src/bin/semctl-helper/cli.rs"]
+#[path = "../../helper/src/cli.rs"]
 mod cli;
 #[allow(dead_code)]
-#[path = "../../src/bin/semctl-helper/exit_codes.rs"]
+#[path = "../../helper/src/exit_codes.rs"]
 mod exit_codes;
 
 const BIN: &str = "semctl-helper";

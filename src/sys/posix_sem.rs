@@ -108,7 +108,7 @@ pub fn birth_time(fd: BorrowedFd<'_>) -> Result<Option<i64>, Errno> {
     let r = unsafe {
         libc::statx(
             fd.as_raw_fd(),
-            b"\0".as_ptr().cast(),
+            c"".as_ptr(),
             libc::AT_EMPTY_PATH,
             libc::STATX_BTIME,
             stx.as_mut_ptr(),

@@ -1,7 +1,8 @@
 // A Node peer (koffi + libc's sem_*) for sem's POSIX interop tests
-// (src/posix/interop_tests.rs).
+// (src/posix/interop_tests.rs, bats/interop_posix.bats).
 // Usage: node peer.js create NAME VALUE | value NAME | post NAME | wait NAME SECS | unlink NAME
-// Exit 3: create found the name taken. Exit 4: wait timed out.
+// Exit 1: no semaphore NAME (one line on stderr). Exit 3: create found the name taken.
+// Exit 4: wait timed out.
 'use strict';
 const koffi = require('koffi');
 

@@ -1,7 +1,9 @@
-"""A posix_ipc peer for sem's POSIX interop tests (src/posix/interop_tests.rs).
+"""A posix_ipc peer for sem's POSIX interop tests (src/posix/interop_tests.rs,
+bats/interop_posix.bats).
 
 Usage: peer.py create NAME VALUE | value NAME | post NAME | wait NAME SECS | unlink NAME
-Exit 3: create found the name taken. Exit 4: wait timed out.
+Exit 1: no semaphore NAME (one line on stderr). Exit 3: create found the name taken.
+Exit 4: wait timed out.
 """
 import sys
 
@@ -20,7 +22,10 @@ def main():
     elif cmd == "unlink":
         posix_ipc.unlink_semaphore(name)
     else:
-        sem = posix_ipc.Semaphore(name)
+        try:
+            sem = posix_ipc.Semaphore(name)
+        except posix_ipc.ExistentialError as e:
+            sys.exit(f"sem_open {name}: {e}")
         if cmd == "value":
             print(sem.value)
         elif cmd == "post":
