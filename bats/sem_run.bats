@@ -23,31 +23,6 @@ holder_of() {
 	echo "$pid"
 }
 
-# val NAME: NAME's value, as the helper reads it.
-val() {
-	"$HELPER" peek "$1"
-}
-
-# wait_for_value NAME V [SECONDS]: poll until NAME's value is V.
-wait_for_value() {
-	local i limit=${3:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		[[ $(val "$1") == "$2" ]] && return 0
-		sleep 0.01
-	done
-	fail "the value of $1 is $(val "$1"), not $2, after $limit s"
-}
-
-# wait_for_file FILE [SECONDS]: poll until FILE exists.
-wait_for_file() {
-	local i limit=${2:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		[[ -e $1 ]] && return 0
-		sleep 0.01
-	done
-	fail "$1 did not appear within $limit s"
-}
-
 # alive PID: PID exists and is not a zombie.
 alive() {
 	local stat

@@ -465,6 +465,73 @@ _sem_run_here() {
 	eval "{ _sem_run_held $_sem_a $_sem_b \"\$@\"; } $_sem_a<> <(builtin :) $_sem_b< <(_sem_holder fn \"\$2\")"
 }
 
+# _sem_options WHO ARGS...: parse the leading options of sem_run (WHO sem_run: -w, -E,
+# -n, --init, --mode, --group, -h/--help) or sem_hold (-n, --init, --mode, --group) into
+# the caller's _sem_opt (the helper's options) and _sem_e (-E), and set the caller's
+# _sem_n to how many arguments they took. Returns 2 for --help; 1 after one line on
+# stderr saying what is wrong.
+_sem_options() {
+	local _sem_who=$1 _sem_o _sem_v
+	shift
+	_sem_n=0
+	while (($#)); do
+		case $1 in
+		--)
+			_sem_n=$((_sem_n + 1))
+			return 0
+			;;
+		-h | --help)
+			if [[ $_sem_who == sem_run ]]; then
+				return 2
+			fi
+			_sem_o=$1
+			;;
+		-w | -E | -n | --init | --mode | --group)
+			if (($# < 2)); then
+				builtin printf '%s: option %s needs a value\n' "$_sem_who" "$1" >&2
+				return 1
+			fi
+			_sem_o=$1 _sem_v=$2
+			shift 2
+			_sem_n=$((_sem_n + 2))
+			;;
+		-[wEn]?*)
+			_sem_o=${1:0:2} _sem_v=${1:2}
+			shift
+			_sem_n=$((_sem_n + 1))
+			;;
+		--init=* | --mode=* | --group=*)
+			_sem_o=${1%%=*} _sem_v=${1#*=}
+			shift
+			_sem_n=$((_sem_n + 1))
+			;;
+		-?*) _sem_o=$1 ;;
+		*) return 0 ;;
+		esac
+		case $_sem_who:$_sem_o in
+		sem_run:-E) _sem_e=$_sem_v ;;
+		sem_run:-w)
+			if [[ -z $_sem_v ]]; then
+				builtin printf '%s\n' 'sem_run: invalid timeout "": expected seconds, such as 5 or 0.5' >&2
+				return 1
+			fi
+			_sem_opt+=(-w "$_sem_v")
+			;;
+		*:-n) _sem_opt+=(--count "$_sem_v") ;;
+		*:--init | *:--mode | *:--group) _sem_opt+=("$_sem_o" "$_sem_v") ;;
+		sem_run:*)
+			builtin printf 'sem_run: unknown option %s (see sem_run --help)\n' "$_sem_o" >&2
+			return 1
+			;;
+		*)
+			builtin printf 'sem_hold: unknown option %s (usage: sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT])\n' "$_sem_o" >&2
+			return 1
+			;;
+		esac
+	done
+	return 0
+}
+
 # sem_run [-w SECONDS] [-E CODE] [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]]
 #         NAME COMMAND [ARG...]
 #   Take COUNT counts of NAME (default 1, in one step; waiting as sem_wait does), run
@@ -492,53 +559,17 @@ _sem_run_here() {
 #   Note: for a function or builtin, the holder runs as a process substitution, so $!
 #   changes. break and continue are refused (125).
 sem_run() {
-	local _sem_e=1 _sem_h='' _sem_rc=0 _sem_fd='' _sem_o _sem_v
+	local _sem_e=1 _sem_h='' _sem_rc=0 _sem_fd='' _sem_n=0
 	local -a _sem_opt=()
-	while (($#)); do
-		case $1 in
-		--)
-			shift
-			break
-			;;
-		-h | --help)
-			_sem_run_usage
-			return 0
-			;;
-		-w | -E | -n | --init | --mode | --group)
-			if (($# < 2)); then
-				builtin printf 'sem_run: option %s needs a value\n' "$1" >&2
-				return 125
-			fi
-			_sem_o=$1 _sem_v=$2
-			shift 2
-			;;
-		-[wEn]?*)
-			_sem_o=${1:0:2} _sem_v=${1:2}
-			shift
-			;;
-		--init=* | --mode=* | --group=*)
-			_sem_o=${1%%=*} _sem_v=${1#*=}
-			shift
-			;;
-		-?*)
-			builtin printf 'sem_run: unknown option %s (see sem_run --help)\n' "$1" >&2
-			return 125
-			;;
-		*) break ;;
-		esac
-		case $_sem_o in
-		-E) _sem_e=$_sem_v ;;
-		-w)
-			if [[ -z $_sem_v ]]; then
-				builtin printf '%s\n' 'sem_run: invalid timeout "": expected seconds, such as 5 or 0.5' >&2
-				return 125
-			fi
-			_sem_opt+=(-w "$_sem_v")
-			;;
-		-n) _sem_opt+=(--count "$_sem_v") ;;
-		*) _sem_opt+=("$_sem_o" "$_sem_v") ;;
-		esac
-	done
+	_sem_options sem_run "$@" || _sem_rc=$?
+	case $_sem_rc in
+	2)
+		_sem_run_usage
+		return 0
+		;;
+	1) return 125 ;;
+	esac
+	shift "$_sem_n"
 	if (($# < 2)); then
 		builtin printf '%s\n' "usage: sem_run [-w SECONDS] [-E CODE] [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME COMMAND [ARG...] (see sem_run --help)" >&2
 		return 125
@@ -618,41 +649,12 @@ _sem_run_usage() {
 #   Stdout:  nothing.
 #   Stderr:  one line saying why, on failure (nothing on a timeout).
 sem_hold() {
-	local _sem_h='' _sem_r='' _sem_ack='' _sem_me=$BASHPID _sem_o _sem_v
+	local _sem_h='' _sem_r='' _sem_ack='' _sem_me=$BASHPID _sem_n=0 _sem_e=''
 	local -a _sem_opt=()
-	while (($#)); do
-		case $1 in
-		--)
-			shift
-			break
-			;;
-		-n | --init | --mode | --group)
-			if (($# < 2)); then
-				builtin printf 'sem_hold: option %s needs a value\n' "$1" >&2
-				return 1
-			fi
-			_sem_o=$1 _sem_v=$2
-			shift 2
-			;;
-		-n?*)
-			_sem_o=-n _sem_v=${1:2}
-			shift
-			;;
-		--init=* | --mode=* | --group=*)
-			_sem_o=${1%%=*} _sem_v=${1#*=}
-			shift
-			;;
-		-?*)
-			builtin printf 'sem_hold: unknown option %s (usage: sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT])\n' "$1" >&2
-			return 1
-			;;
-		*) break ;;
-		esac
-		case $_sem_o in
-		-n) _sem_opt+=(--count "$_sem_v") ;;
-		*) _sem_opt+=("$_sem_o" "$_sem_v") ;;
-		esac
-	done
+	if ! _sem_options sem_hold "$@"; then
+		return 1
+	fi
+	shift "$_sem_n"
 	if (($# < 1 || $# > 2)); then
 		_sem_usage 0 "sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT]"
 		return 1

@@ -9,26 +9,6 @@
 load ../test_helper
 load kind
 
-# wait_for_value NAME V [SECONDS]: poll until NAME's value is V.
-wait_for_value() {
-	local i limit=${3:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		[[ $(sem_peek "$1") == "$2" ]] && return 0
-		sleep 0.01
-	done
-	fail "the value of $1 is $(sem_peek "$1"), not $2, after $limit s"
-}
-
-# wait_for_file FILE [SECONDS]: poll until FILE exists.
-wait_for_file() {
-	local i limit=${2:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		[[ -e $1 ]] && return 0
-		sleep 0.01
-	done
-	fail "$1 did not appear within $limit s"
-}
-
 # script NAME: write stdin to $D/NAME, a script that takes $D as $1 and the semaphore's
 # name as $2 (S), and sources sem.sh.
 script() {

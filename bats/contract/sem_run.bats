@@ -13,26 +13,6 @@
 load ../test_helper
 load kind
 
-# wait_for_value NAME V [SECONDS]: poll until NAME's value is V.
-wait_for_value() {
-	local i limit=${3:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		[[ $(sem_peek "$1") == "$2" ]] && return 0
-		sleep 0.01
-	done
-	fail "the value of $1 is $(sem_peek "$1"), not $2, after $limit s"
-}
-
-# wait_for_file FILE [SECONDS]: poll until FILE exists.
-wait_for_file() {
-	local i limit=${2:-10}
-	for ((i = 0; i < limit * 100; i++)); do
-		[[ -e $1 ]] && return 0
-		sleep 0.01
-	done
-	fail "$1 did not appear within $limit s"
-}
-
 # bg_run OUT ARG...: `sem_run ARG...` in the background, like bg_wait: when it returns it
 # writes "STATUS START END" to OUT, its stdout and stderr being in OUT.stdout and
 # OUT.stderr. Its pid is in $!.
