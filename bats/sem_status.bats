@@ -261,3 +261,33 @@ record_key() {
 	assert_failure 3
 	json_is "$output" "d['capacity'] is None and d['stale'] is True"
 }
+
+@test "a name that isn't UTF-8: \"name\" null and \"name_bytes\" its bytes, in status and list --json" {
+	local n=$D/$'\xff\xfe'
+	sem_init "$n" 2
+	run --separate-stderr "$HELPER" status --json "$n"
+	assert_success
+	assert_equal "$stderr" ""
+	[[ $output != *$'\n'* ]] || fail "more than one line: $output"
+	# os.fsencode gives back the bytes of argv exactly (Python decodes it with
+	# surrogateescape).
+	python3 -c '
+import json, os, sys
+d = json.loads(sys.argv[1])
+assert d["name"] is None, d
+assert d["name_bytes"] == list(os.fsencode(sys.argv[2])), d
+assert bytes(d["name_bytes"]).endswith(b"/\xff\xfe"), d
+assert d["kind"] == "sysv" and d["value"] == 2 and d["state"] == "live", d
+' "$output" "$n" || fail "status --json: $output"
+	run --separate-stderr "$HELPER" list --json "$D"
+	assert_success
+	assert_equal "$stderr" ""
+	python3 -c '
+import json, os, sys
+entries = json.loads(sys.argv[1])
+assert len(entries) == 1, entries
+d = entries[0]
+assert d["name"] is None and d["name_bytes"] == list(os.fsencode(sys.argv[2])), d
+assert d["value"] == 2, d
+' "$output" "$n" || fail "list --json: $output"
+}
