@@ -374,7 +374,7 @@ no_helper_left() {
 	as_nobody "$HELPER" destroy "$A"
 	assert_failure 4
 	assert_one_line_stderr
-	assert_equal "$stderr" "semctl-helper: status: $A: owned by uid 65534, not by you or root: not mapping a file another user can truncate under us (trust its owner explicitly to use it)"
+	assert_equal "$stderr" "semctl-helper: status: $A: owned by uid 65534, not by you or root: not mapping a file another user can truncate under us (to use it, trust its owner: SEM_POSIX_TRUST=65534)"
 }
 
 @test "another uid can't destroy yours; init on a name another uid made first says whose" {

@@ -184,7 +184,8 @@ _sem_usage() {
 sem_init() {
 	local -a _sem_opts=()
 	# An option is one only while NAME and VALUE still follow it, so that the names a
-	# plain `sem_init NAME VALUE` always took (`sem_init -g 1`) keep working.
+	# plain `sem_init NAME VALUE` always took (`sem_init -g 1`, `sem_init --bogus 1`)
+	# keep working: the toolbox contract has no options, and a name may start with -.
 	while (($# > 2)); do
 		case $1 in
 		--force) _sem_opts+=(--force) ;;
@@ -204,8 +205,11 @@ sem_init() {
 		esac
 		shift
 	done
+	if [[ ${1-} == -- ]] && (($# > 2)); then
+		shift
+	fi
 	if (($# < 2 || $# > 3)); then
-		_sem_usage 0 "sem_init [--group GROUP] [--force] NAME VALUE [MODE]"
+		_sem_usage 0 "sem_init [--group GROUP] [--force] [--] NAME VALUE [MODE]"
 		return 1
 	fi
 	if _sem_call 0 init "${_sem_opts[@]}" -- "$@"; then
@@ -220,6 +224,10 @@ sem_init() {
 #            added), no permission, a bad N).
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
 sem_post() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# < 1 || $# > 2)); then
 		_sem_usage 1 "sem_post NAME [N]"
 		return 1
@@ -237,6 +245,10 @@ sem_post() {
 #            destroyed while waiting).
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
 sem_wait() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# < 1 || $# > 2)); then
 		_sem_usage 1 "sem_wait NAME [TIMEOUT]"
 		return 1
@@ -252,6 +264,10 @@ sem_wait() {
 #   Returns: 0 if it took a count; 1 otherwise.
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
 sem_trywait() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 1 "sem_trywait NAME"
 		return 1
@@ -267,6 +283,10 @@ sem_trywait() {
 #   Stdout:  the counter and a newline on success; nothing on failure.
 #   Stderr:  nothing (the reason, with SEM_VERBOSE=1).
 sem_peek() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 1 "sem_peek NAME"
 		return 1
@@ -284,6 +304,10 @@ sem_peek() {
 #   Stdout:  nothing.
 #   Stderr:  one line saying why, on failure.
 sem_destroy() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 0 "sem_destroy NAME"
 		return 1
@@ -300,6 +324,10 @@ sem_destroy() {
 #   Returns: 0 on success (also when nobody waits); 1 on failure.
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
 sem_relax() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 1 "sem_relax NAME"
 		return 1
@@ -317,6 +345,10 @@ sem_relax() {
 #   Stdout:  the description.
 #   Stderr:  one line saying why, when there is nothing to describe.
 sem_status() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 0 "sem_status NAME"
 		return 1
@@ -335,6 +367,10 @@ sem_status() {
 #   Stdout:  the lines.
 #   Stderr:  one line saying why, on failure.
 sem_follow() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 0 "sem_follow NAME"
 		return 1
@@ -480,12 +516,7 @@ _sem_options() {
 			_sem_n=$((_sem_n + 1))
 			return 0
 			;;
-		-h | --help)
-			if [[ $_sem_who == sem_run ]]; then
-				return 2
-			fi
-			_sem_o=$1
-			;;
+		-h | --help) return 2 ;;
 		-w | -E | -n | --init | --mode | --group)
 			if (($# < 2)); then
 				builtin printf '%s: option %s needs a value\n' "$_sem_who" "$1" >&2
@@ -532,6 +563,23 @@ _sem_options() {
 	return 0
 }
 
+# _sem_init_given WHO: fail with one line if the caller's _sem_opt has --mode or --group
+# without --init (they describe a NAME that --init creates).
+_sem_init_given() {
+	local _sem_x _sem_init=0 _sem_other=''
+	for _sem_x in "${_sem_opt[@]}"; do
+		case $_sem_x in
+		--init) _sem_init=1 ;;
+		--mode | --group) _sem_other=$_sem_x ;;
+		esac
+	done
+	if [[ -n $_sem_other ]] && ((!_sem_init)); then
+		builtin printf '%s: %s needs --init (it applies to a NAME that --init creates)\n' "$1" "$_sem_other" >&2
+		return 1
+	fi
+	return 0
+}
+
 # sem_run [-w SECONDS] [-E CODE] [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]]
 #         NAME COMMAND [ARG...]
 #   Take COUNT counts of NAME (default 1, in one step; waiting as sem_wait does), run
@@ -569,6 +617,9 @@ sem_run() {
 		;;
 	1) return 125 ;;
 	esac
+	if ! _sem_init_given sem_run; then
+		return 125
+	fi
 	shift "$_sem_n"
 	if (($# < 2)); then
 		builtin printf '%s\n' "usage: sem_run [-w SECONDS] [-E CODE] [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME COMMAND [ARG...] (see sem_run --help)" >&2
@@ -649,9 +700,19 @@ _sem_run_usage() {
 #   Stdout:  nothing.
 #   Stderr:  one line saying why, on failure (nothing on a timeout).
 sem_hold() {
-	local _sem_h='' _sem_r='' _sem_ack='' _sem_me=$BASHPID _sem_n=0 _sem_e=''
+	local _sem_h='' _sem_r='' _sem_ack='' _sem_me=$BASHPID _sem_n=0 _sem_e='' _sem_rc=0
 	local -a _sem_opt=()
-	if ! _sem_options sem_hold "$@"; then
+	_sem_options sem_hold "$@" || _sem_rc=$?
+	case $_sem_rc in
+	2)
+		builtin printf '%s\n' "usage: sem_hold [-n COUNT] [--init VALUE [--mode MODE] [--group GROUP]] NAME [TIMEOUT]" \
+			"Take COUNT counts of NAME (default 1) until this shell ends, or until sem_release NAME." \
+			"Returns 0 once held; 1 when none came in time (silently), or on failure (one line on stderr)."
+		return 0
+		;;
+	1) return 1 ;;
+	esac
+	if ! _sem_init_given sem_hold; then
 		return 1
 	fi
 	shift "$_sem_n"
@@ -679,6 +740,10 @@ sem_hold() {
 #   Returns: 0 once they are back; 1 when this shell holds none of NAME, or on failure.
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
 sem_release() {
+	# `--` may come before NAME, as in the functions that take options.
+	if [[ ${1-} == -- ]]; then
+		shift
+	fi
 	if (($# != 1)); then
 		_sem_usage 1 "sem_release NAME"
 		return 1

@@ -153,6 +153,17 @@ pub(crate) fn denied(what: &str, uid: u32, gid: u32, mode: u32) -> Error {
     )
 }
 
+impl Error {
+    /// What went wrong and why, without the name it is about (for a report that shows
+    /// the name already).
+    pub fn reason(&self) -> String {
+        match self.errno {
+            Some(e) => format!("{}: {}", self.message, e.desc()),
+            None => self.message.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(p) = &self.path {

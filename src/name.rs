@@ -90,7 +90,8 @@ impl Place {
     /// `posix:` (or `posix:/`) for the POSIX semaphores; anything else is a directory.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an empty argument.
+    /// [`ErrorKind::InvalidInput`] for an empty argument or `posix:NAME`;
+    /// [`ErrorKind::Unsupported`] for `redis:` (not supported yet).
     pub fn parse(arg: &OsStr) -> Result<Place> {
         match arg.as_bytes() {
             b"" => Err(Error::new(ErrorKind::InvalidInput, "empty directory name")),
@@ -98,6 +99,17 @@ impl Place {
                 kind: &POSIX,
                 path: posix::SHM_DIR.into(),
             }),
+            b if posix::is_posix(arg) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{}: `posix:` lists every POSIX semaphore; it takes no NAME",
+                    String::from_utf8_lossy(b)
+                ),
+            )),
+            b if b.starts_with(b"redis:") || b.starts_with(b"rediss:") => Err(Error::new(
+                ErrorKind::Unsupported,
+                "semaphores on Redis (redis://HOST/NAME, redis:NAME) are not supported yet",
+            )),
             _ => Ok(Place {
                 kind: &SYSV,
                 path: arg.into(),

@@ -45,6 +45,14 @@ pub fn home_dir(uid: u32) -> Option<std::path::PathBuf> {
         })
 }
 
+/// "uid 65534 (nobody)", or "uid 4242" for a uid missing from `/etc/passwd`.
+pub fn describe_user(uid: u32) -> String {
+    match user_name(uid) {
+        Some(n) => format!("uid {uid} ({n})"),
+        None => format!("uid {uid}"),
+    }
+}
+
 /// The uid of the user called `name` in `/etc/passwd`.
 pub fn user_id(name: &str) -> Option<u32> {
     entries("/etc/passwd")

@@ -142,17 +142,32 @@ fn main_page(cmd: &clap::Command, w: &mut dyn Write) -> std::io::Result<()> {
     man.render_version_section(w)
 }
 
-/// EXIT STATUS from exit_codes::HELP: "  N  meaning" lines become tagged paragraphs,
-/// the rest plain paragraphs.
+/// EXIT STATUS from exit_codes::HELP: "  N  meaning" lines become tagged paragraphs
+/// (with the lines indented under them, which continue the meaning), the rest plain
+/// paragraphs.
 fn exit_status(w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(w, ".SH \"EXIT STATUS\"")?;
-    for line in exit_codes::HELP.lines().skip(1).map(str::trim) {
+    let mut items: Vec<(Option<String>, String)> = Vec::new();
+    for raw in exit_codes::HELP.lines().skip(1) {
+        let line = raw.trim();
         match line.split_once("  ") {
             Some((code, meaning)) if code.parse::<u8>().is_ok() => {
-                writeln!(w, ".TP\n.B {code}\n{}", roff_text(meaning.trim()))?
+                items.push((Some(code.to_owned()), meaning.trim().to_owned()))
             }
-            _ if !line.is_empty() => writeln!(w, ".PP\n{}", roff_text(line))?,
+            // A deeper indent than a code's continues the meaning above it.
+            _ if raw.starts_with("     ") && matches!(items.last(), Some((Some(_), _))) => {
+                let last = items.last_mut().expect("matched above");
+                last.1.push(' ');
+                last.1.push_str(line);
+            }
+            _ if !line.is_empty() => items.push((None, line.to_owned())),
             _ => {}
+        }
+    }
+    for (code, text) in items {
+        match code {
+            Some(code) => writeln!(w, ".TP\n.B {code}\n{}", roff_text(&text))?,
+            None => writeln!(w, ".PP\n{}", roff_text(&text))?,
         }
     }
     Ok(())

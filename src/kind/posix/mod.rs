@@ -525,8 +525,9 @@ pub fn open(name: &PosixName, trust: &Trust) -> Result<Posix> {
             ErrorKind::PermissionDenied,
             format!(
                 "owned by {}, not by you or root: not mapping a file another user can \
-                 truncate under us (trust its owner explicitly to use it)",
-                who(st.st_uid)
+                 truncate under us (to use it, trust its owner: SEM_POSIX_TRUST={})",
+                who(st.st_uid),
+                st.st_uid
             ),
         ));
     }
@@ -955,7 +956,7 @@ impl Kind for PosixKind {
                 Ok(Entry {
                     name: name.clone(),
                     owner: st.st_uid,
-                    state: State::NoAccess(e.to_string()),
+                    state: State::NoAccess(e.reason()),
                     detail: Detail::Posix {
                         device: st.st_dev,
                         inode: st.st_ino,

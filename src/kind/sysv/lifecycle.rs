@@ -187,11 +187,24 @@ fn init_in(name: &PathName, value: u16, mode: u32, opts: &InitOptions) -> Result
                         ),
                     ))
                 }
+                // A namespace seen alive keeps its set: replacing the record here would
+                // leave that set without a name for as long as the namespace lives (for
+                // ever, if it is the host's). Only a namespace nobody can be seen in may
+                // be replaced, and only deliberately.
+                Verdict::OtherNamespace { ipcns, seen: true } => {
+                    return Err(Error::new(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "{}, where processes still run: use it or destroy it from there",
+                            other_namespace(ipcns, origin.ipcns)
+                        ),
+                    ))
+                }
                 Verdict::OtherNamespace { ipcns, .. } if !opts.force => {
                     return Err(Error::new(
                         ErrorKind::AlreadyExists,
                         format!(
-                            "{}; use it from there, or replace it here with init --force (its set lives on there until that namespace ends)",
+                            "{}, which can't be seen from here: use it from there, or if it is gone replace it here with sem_init --force (semctl-helper init --force)",
                             other_namespace(ipcns, origin.ipcns)
                         ),
                     ))
@@ -248,7 +261,10 @@ fn destroy_in(name: &PathName) -> Result<()> {
         if file.uid() != euid {
             return Err(Error::new(
                 ErrorKind::NotOwner,
-                format!("not the owner: the semaphore belongs to uid {}", file.uid()),
+                format!(
+                    "not the owner: the semaphore belongs to {}",
+                    crate::userdb::describe_user(file.uid())
+                ),
             ));
         }
         file.lock()?;
@@ -307,7 +323,7 @@ fn destroy_in(name: &PathName) -> Result<()> {
                 return Err(Error::new(
                     ErrorKind::OtherNamespace,
                     format!(
-                        "{}; destroy it from there, or replace it here with init --force",
+                        "{}; destroy it from there, or if it is gone replace it here with sem_init --force (semctl-helper init --force)",
                         other_namespace(ipcns, origin.ipcns)
                     ),
                 ))
@@ -350,7 +366,10 @@ pub(crate) fn prune_one(name: &PathName) -> Result<Option<Pruning>> {
             Ok(Some(Pruning::Removed(why)))
         }
         Verdict::OtherNamespace { ipcns, seen: false } => Ok(Some(Pruning::Kept(format!(
-            "its IPC namespace ipc:[{ipcns}] may still be in use"
+            "its IPC namespace ipc:[{ipcns}] may still be in use (no process is seen in it, \
+             but not every process's namespace can be read from here); if it is gone, \
+             `sem_init --force {} VALUE` replaces the record",
+            name.path().display()
         )))),
         Verdict::Live { .. } | Verdict::OtherNamespace { .. } | Verdict::NotARecord(_) => Ok(None),
     }

@@ -362,10 +362,13 @@ impl Semaphore {
         let (kind, what) = match e {
             Errno::EIDRM | Errno::EINVAL => (ErrorKind::Removed, "the semaphore was destroyed"),
             Errno::EACCES => return set_denied(self.id).at(self.name.path()),
-            Errno::ERANGE => (
-                ErrorKind::OutOfRange,
-                "the value would pass its maximum, 32767 (nothing was added)",
-            ),
+            Errno::ERANGE => {
+                return Error::new(
+                    ErrorKind::OutOfRange,
+                    "the value would pass its maximum, 32767 (nothing was added)",
+                )
+                .at(self.name.path())
+            }
             Errno::EAGAIN => {
                 return Error::new(ErrorKind::WouldBlock, "would block: the value is 0")
                     .at(self.name.path())
