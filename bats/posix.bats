@@ -550,6 +550,23 @@ no_helper_left() {
 	sem_destroy "$A"
 }
 
+@test "a kill -9 of the whole process group takes no POSIX count with it (function and sem_hold)" {
+	local job t0
+	sem_init "$A" 2
+	mkfifo "$D/ff"
+	# A session and process group of its own, as a CI job's; the holders leave it once
+	# they hold, since nothing else remembers a POSIX count.
+	setsid bash -c 'source "$REPO_ROOT/sh/sem.sh"; ff=$2; f() { read -r -t 30 _ <>"$ff"; }; sem_hold "$1" && sem_run "$1" f' _ "$A" "$D/ff" 3>&- &
+	job=$!
+	poll 5 value_now "$A" 0
+	t0=$(now)
+	kill -9 -- "-$job"
+	wait "$job" 2>/dev/null || true
+	back_within "$A" 2 2 "$t0"
+	no_helper_left
+	sem_destroy "$A"
+}
+
 @test "sem_hold + sem_release: the count is back before sem_release returns" {
 	sem_init "$A" 2
 	run --separate-stderr bash -c '

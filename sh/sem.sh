@@ -448,7 +448,7 @@ _sem_holder() {
 # STATUS"), run COMMAND, then send the byte and read until the holder has ended, which is
 # when the kernel has taken its count back.
 _sem_run_held() {
-	local _sem_a=$1 _sem_b=$2 _sem_code=$3 _sem_ack='' _sem_rc=0 _sem_early=0
+	local _sem_a=$1 _sem_b=$2 _sem_code=$3 _sem_name=$4 _sem_ack='' _sem_rc=0 _sem_early=0
 	shift 4
 	if _sem_answer "$_sem_b" && [[ $_sem_ack == ok ]]; then
 		# As a normal call: under the caller's set -e a failure ends the shell here, and
@@ -462,7 +462,10 @@ _sem_run_held() {
 		builtin printf x >&"$_sem_a"
 		_sem_answer "$_sem_b" || :
 		if ((_sem_early)); then
-			builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2
+			case $_sem_name in
+			posix:*) builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count is lost (POSIX semaphores have no undo)" >&2 ;;
+			*) builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2 ;;
+			esac
 		fi
 		return "$_sem_rc"
 	fi

@@ -89,7 +89,7 @@ fn positional(id: &'static str, help: &'static str) -> Arg {
 fn name() -> Arg {
     positional(
         "NAME",
-        "The semaphore's file; a relative name is under $HOME",
+        "A path (a System V semaphore; relative: under $HOME) or posix:/NAME (a POSIX named semaphore)",
     )
     .required(true)
 }
@@ -146,7 +146,7 @@ fn json_flag() -> Arg {
 fn dir_arg() -> Arg {
     positional(
         "DIR",
-        "The directory to look in (default $HOME); not recursive",
+        "The directory to look in (default $HOME; not recursive), or posix: for the POSIX semaphores",
     )
 }
 
@@ -155,7 +155,7 @@ pub fn command() -> Command {
     Command::new("semctl-helper")
         .version(env!("CARGO_PKG_VERSION"))
         .about(
-            "Counting semaphores on System V semaphore sets, named by files (the engine of sem.sh)",
+            "Counting semaphores for shell scripts (the engine of sem.sh): System V semaphore sets named by files, and POSIX named semaphores (posix:/NAME). Env: SEM_POSIX_TRUST (uids or user names whose posix: semaphores may be used besides yours and root's)",
         )
         .after_help(exit_codes::HELP)
         .subcommand_required(true)
@@ -164,7 +164,7 @@ pub fn command() -> Command {
             Command::new("init")
                 .about("Create NAME with VALUE (0..32767); MODE is octal, default 0600")
                 .arg(name())
-                .arg(positional("VALUE", "The initial value, 0..32767").required(true))
+                .arg(positional("VALUE", "The initial value: 0..32767 (System V), 0..2147483647 (posix:)").required(true))
                 .arg(positional(
                     "MODE",
                     "Octal permissions of the kernel set, e.g. 0660",
@@ -188,7 +188,7 @@ pub fn command() -> Command {
             Command::new("post")
                 .about("Add N (default 1, at most 32767) to NAME at once, waking as many waiters")
                 .arg(name())
-                .arg(positional("N", "How much to add, 1..32767 (default 1)")),
+                .arg(positional("N", "How much to add (default 1): up to 32767 (System V), 2147483647 (posix:)")),
         )
         .subcommand(
             Command::new("relax")
@@ -236,7 +236,8 @@ pub fn command() -> Command {
             Command::new("run")
                 .about(
                     "Take one count of NAME (or N), then run PROGRAM, which holds them until it \
-                     ends, however it ends (SEM_UNDO). Exits with PROGRAM's status; with CODE \
+                     ends, however it ends (System V: SEM_UNDO; posix: a guard process posts them). \
+                     Exits with PROGRAM's status; with CODE \
                      when no count came in time; 125 when run itself fails; 126 when PROGRAM \
                      can't be run; 127 when it isn't found",
                 )
@@ -253,7 +254,7 @@ pub fn command() -> Command {
                 )
                 .arg(
                     Arg::new("NAME")
-                        .help("The semaphore's file; a relative name is under $HOME")
+                        .help("A path (System V; relative: under $HOME) or posix:/NAME")
                         .value_parser(clap::value_parser!(OsString))
                         .required(true),
                 )

@@ -38,7 +38,9 @@ fn identity(name: &Name) -> anyhow::Result<(u64, u64)> {
 /// back itself.
 pub fn start(name: &Name, n: u32) -> anyhow::Result<()> {
     let (device, inode) = identity(name)?;
-    let mut child = Command::new("/proc/self/exe")
+    // Our own binary, by its path (not /proc/self/exe), so that `ps` shows what it is.
+    let exe = std::env::current_exe().context("cannot find our own program")?;
+    let mut child = Command::new(exe)
         .arg("guard")
         .arg(std::process::id().to_string())
         .arg(n.to_string())

@@ -297,6 +297,12 @@ fn take_and_hold(
         Err(e) => return Err(e.into()),
     }
     HELD.store(true, Ordering::SeqCst);
+    if !undo {
+        // Nothing but this process remembers the count now: leave the caller's process
+        // group and session, so that a kill of the whole group (a CI cancel, kill -9
+        // -PGID) doesn't take the count with it. We still end when the caller does.
+        let _ = nix::unistd::setsid();
+    }
     if RELEASE.load(Ordering::SeqCst) {
         // Released while the take completed: give it back at once.
         give_back(&*sem, slot.count, undo);
