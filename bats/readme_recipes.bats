@@ -62,13 +62,14 @@ make_recipe() {
 	case $which in
 	shards) from=/tmp/test-shards to=$SHARDS ;;
 	build) from=/tmp/build-lock to=$LOCK ;;
+	hold) from=/tmp/db-slots to=$TMPD/db-slots ;;
 	esac
 	text=$(recipe_text "$which")
 	while IFS= read -r line; do
 		if [[ $line == 'source sem.sh' ]]; then
 			printf 'source %q\n' "$REPO_ROOT/sh/sem.sh"
 			n_src=$((n_src + 1))
-		elif [[ $line =~ \#\ your\ (test|build)\ command ]]; then
+		elif [[ $line =~ \#\ your\ ((test|build)\ )?command ]]; then
 			printf '%s\n' "$standin"
 			n_cmd=$((n_cmd + 1))
 		else
@@ -197,7 +198,7 @@ assert_value() {
 @test "the recipes are shellcheck-clean as written" {
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
 	local which
-	for which in shards build; do
+	for which in shards build hold; do
 		# SC1091: `source sem.sh` is found on PATH at run time, not here. Warnings and
 		# errors only: shellcheck's SC2317 "info" doesn't see functions called from traps.
 		run --separate-stderr shellcheck -s bash -S warning -e SC1091 - <<<"$(recipe_text "$which")"
@@ -383,4 +384,36 @@ cancel_shards() {
 	[[ ${stderr,,} == *"permission denied"* ]] || fail "expected 'permission denied' in: $stderr"
 	assert_equal "$(log_count start)" 0
 	assert_all_gone "$pid" "$D/build.sh"
+}
+
+@test "the sem_hold recipe: two at once through 2 slots, a third waits; a killed job's slot comes back" {
+	write_fake 1
+	make_recipe hold "migrate() { $FAKE \"\$BASHPID\"; }" "$D/hold"
+	local a b c
+	start_recipe "$D/hold"
+	a=$!
+	start_recipe "$D/hold"
+	b=$!
+	start_recipe "$D/hold"
+	c=$!
+	finish "$a" 15
+	assert_success
+	finish "$b" 15
+	assert_success
+	finish "$c" 15
+	assert_success
+	assert_equal "$(log_count start)" 3
+	assert_equal "$(max_running)" 2
+	assert_value "$TMPD/db-slots" 2
+	assert_all_gone "$a" "$D/hold"
+	# A job killed with -9 while it holds: its slot is back as it dies.
+	write_fake 30
+	make_recipe hold "migrate() { $FAKE \"\$BASHPID\"; }" "$D/hold2"
+	start_recipe "$D/hold2"
+	a=$!
+	poll 5 log_has start 4
+	assert_value "$TMPD/db-slots" 1
+	kill -9 "$a"
+	pkill -9 -s "$a" 2>/dev/null || true
+	poll 2 test "$("$HELPER" peek "$TMPD/db-slots")" = 2
 }
