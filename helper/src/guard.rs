@@ -91,12 +91,7 @@ pub fn run(pid: OsString, n: OsString, id: OsString, name: OsString) -> anyhow::
         let mut out = std::io::stdout().lock();
         writeln!(out, "ok").and_then(|()| out.flush())?;
     }
-    let null = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    nix::unistd::dup2_stdout(&null)?;
-    nix::unistd::dup2_stderr(&null)?;
+    process::let_go_of_stdio()?;
     while process::watch(None, Some(watched.as_fd()), None, None) != Event::Ended {}
     // The program has ended: its counts come back. A semaphore destroyed meanwhile has
     // nothing to give them to.

@@ -165,6 +165,22 @@ impl Process {
     }
 }
 
+/// Point our stdin, stdout and stderr at /dev/null: a process that outlives its answer
+/// must hold nothing of its caller's pipes (a `$(...)` would wait for our end of it).
+///
+/// # Errors
+/// When /dev/null can't be opened or dup2(2) fails.
+pub fn let_go_of_stdio() -> std::io::Result<()> {
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(())
+}
+
 /// Stop watching the parent, before exec: the setting would otherwise pass to the program,
 /// which must outlive a killed shell.
 ///

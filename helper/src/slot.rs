@@ -317,13 +317,9 @@ fn take_and_hold(
     }
     drop(out);
     if keep == Keep::WhileCallerLives {
-        // The caller read its answer and goes on; hold nothing of its pipes.
-        let null = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")?;
-        nix::unistd::dup2_stdout(&null)?;
-        nix::unistd::dup2_stdin(&null)?;
+        // The caller read its answer and goes on; hold nothing of its pipes. (Its
+        // stderr too: a `$(sem_hold ...)` reading both would wait for us.)
+        process::let_go_of_stdio()?;
     }
     loop {
         // The release thread sets RELEASE and wakes us (or, held with undo, simply ends
