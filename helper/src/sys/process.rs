@@ -1,0 +1,106 @@
+//! Processes: the parent's death, descriptors, pidfds, fork and _exit.
+
+use nix::errno::Errno;
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`: have the kernel send `sig` when the thread that forked
+/// us exits (in a single-threaded parent, when the parent exits).
+///
+/// # Errors
+/// `EINVAL` for an invalid signal; see prctl(2).
+pub fn set_parent_death_signal(sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `prctl(PR_SET_PDEATHSIG, 0)`: no signal when our parent exits. The setting survives
+/// execve(2), so a program we exec would otherwise inherit it.
+///
+/// # Errors
+/// See prctl(2).
+pub fn forget_parent_death() -> Result<(), Errno> {
+    // SAFETY: PR_SET_PDEATHSIG with 0 takes no pointer and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `close_range(first, ~0, 0)`: close every descriptor from `first` up.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.9, `EINVAL`; see close_range(2).
+pub fn close_from(first: libc::c_uint) -> Result<(), Errno> {
+    // SAFETY: closing descriptors touches no memory; the caller owns no Rust object that
+    // wraps a descriptor at or above `first`.
+    let r = unsafe { libc::close_range(first, libc::c_uint::MAX, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `pidfd_open(pid, 0)`: a descriptor that refers to process `pid` itself, immune to pid
+/// reuse, and that polls readable once the process has ended.
+///
+/// # Errors
+/// `ESRCH` when no such process exists, `ENOSYS` before Linux 5.3; see pidfd_open(2).
+pub fn pidfd_open(pid: libc::pid_t) -> Result<std::os::fd::OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes plain integers; libc has no wrapper, hence the raw syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(fd)? as libc::c_int;
+    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`: signal the process behind `pidfd`, which
+/// can't be a later process that reused its pid. Signal 0 only checks that it still runs.
+///
+/// # Errors
+/// `ESRCH` when the process has ended, `EPERM`, `ENOSYS` before Linux 5.1; see
+/// pidfd_send_signal(2).
+pub fn pidfd_send_signal(pidfd: libc::c_int, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: a null siginfo pointer is allowed and the call touches no memory of ours;
+    // libc has no wrapper, hence the raw syscall.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Whether `fork` returned in the parent or the child.
+pub enum Forked {
+    /// In the parent.
+    Parent,
+    /// In the child.
+    Child,
+}
+
+/// `fork()`, allowed only while this process has a single thread: in the child only the
+/// calling thread exists, and a lock held by another thread would stay locked for ever.
+///
+/// # Errors
+/// `EBUSY` when the process has other threads (counted in /proc/self/task); `EAGAIN`,
+/// `ENOMEM`; see fork(2).
+pub fn fork() -> Result<Forked, Errno> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .map_err(|_| Errno::EBUSY)?;
+    if threads != 1 {
+        return Err(Errno::EBUSY);
+    }
+    // SAFETY: we just checked that this process has one thread, the caller.
+    let pid = unsafe { libc::fork() };
+    match Errno::result(pid)? {
+        0 => Ok(Forked::Child),
+        _ => Ok(Forked::Parent),
+    }
+}
+
+/// `_exit(code)`: end the process at once, running no exit handlers and flushing nothing
+/// (for the parent side of a fork whose buffers belong to the child).
+pub fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: _exit takes an integer and never returns.
+    unsafe { libc::_exit(code) }
+}
