@@ -31,28 +31,6 @@ alive() {
 	[[ ${stat%% *} != Z ]]
 }
 
-# bg_run OUT ARG...: `sem_run ARG...` in the background, like bg_wait: when it returns it
-# writes "STATUS START END" to OUT, its stdout and stderr being in OUT.stdout and
-# OUT.stderr. Its pid (the parent of the helper it starts) is in $!.
-bg_run() {
-	local out=$1
-	shift
-	(
-		start=$EPOCHREALTIME
-		rc=0
-		sem_run "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
-		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
-		mv "$out.tmp" "$out"
-	) 3>&- &
-}
-
-# rc_of OUT: the status a bg_run job wrote to OUT.
-rc_of() {
-	local rc rest
-	read -r rc rest <"$1"
-	echo "$rc"
-}
-
 # session SCRIPT ARG...: run `bash SCRIPT ARG...` in a session and process group of its
 # own, with SIGINT at its default as in a terminal's foreground job (a non-interactive
 # shell starts its background jobs with SIGINT ignored). Its pid, also its group's id,

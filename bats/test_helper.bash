@@ -264,3 +264,25 @@ wait_for_file() {
 	done
 	fail "$1 did not appear within $limit s"
 }
+
+# bg_run OUT ARG...: `sem_run ARG...` in the background, like bg_wait: when it returns it
+# writes "STATUS START END" to OUT, its stdout and stderr being in OUT.stdout and
+# OUT.stderr. Its pid (the parent of any helper it starts) is in $!.
+bg_run() {
+	local out=$1
+	shift
+	(
+		start=$EPOCHREALTIME
+		rc=0
+		sem_run "$@" >"$out.stdout" 2>"$out.stderr" || rc=$?
+		echo "$rc $start $EPOCHREALTIME" >"$out.tmp"
+		mv "$out.tmp" "$out"
+	) 3>&- &
+}
+
+# rc_of OUT: the status a bg_run job wrote to OUT.
+rc_of() {
+	local rc rest
+	read -r rc rest <"$1"
+	echo "$rc"
+}
