@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # What only Redis names have: their names and server URLs, passwords kept out of sight,
-# an unreachable server, leases (SEM_FENCE, holders in status, a lost lease stopping the
+# TLS (rediss://), an unreachable server, leases (SEM_FENCE, holders in status, a lost lease stopping the
 # command), quiet start. The shared contract runs on Redis in bats/contract/
 # (SEM_TEST_KIND=redis); machines sharing a server are in bats/fleet.bats.
 
@@ -105,7 +105,7 @@ value_is() {
 	[[ ! -e $D/ran ]] || fail "run ran PROGRAM"
 }
 
-@test "redis:NAME without SEM_REDIS_URL, malformed names and rediss://: one line, exit 2 (8 for TLS)" {
+@test "redis:NAME without SEM_REDIS_URL, and malformed names: one line, exit 2" {
 	run --separate-stderr env -u SEM_REDIS_URL "$HELPER" peek redis:x
 	assert_failure 2
 	assert_one_line_stderr
@@ -117,8 +117,8 @@ value_is() {
 		assert_one_line_stderr
 		[[ $stderr != *pw@* ]] || fail "$bad: shows the password: $stderr"
 	done
-	run --separate-stderr "$HELPER" peek rediss://h/x
-	assert_failure 8
+	run --separate-stderr "$HELPER" peek rediss:x
+	assert_failure 2
 	assert_one_line_stderr
 	SEM_REDIS_URL=http://h run --separate-stderr "$HELPER" peek redis:x
 	assert_failure 2
@@ -276,4 +276,40 @@ value_is() {
 	jq -e --arg n "${N#redis:}" 'map(select(.name | endswith($n))) | length == 1' <<<"$output" >/dev/null ||
 		fail "$output"
 	lib sem_destroy "$N"
+}
+
+@test "rediss://: TLS, the server's certificate checked against SSL_CERT_FILE (or the system's roots)" {
+	command -v openssl >/dev/null || skip "openssl is not installed"
+	local t=$BATS_TEST_TMPDIR/tls port pid i
+	mkdir -p "$t"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/ca.key" -out "$t/ca.pem" -days 2 -subj /CN=sem-test-ca 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout "$t/srv.key" -out "$t/srv.csr" -subj /CN=localhost 2>/dev/null
+	echo 'subjectAltName=DNS:localhost,IP:127.0.0.1' >"$t/ext"
+	openssl x509 -req -in "$t/srv.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -out "$t/srv.pem" -days 2 -extfile "$t/ext" 2>/dev/null
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 --tls-cert-file "$t/srv.pem" \
+		--tls-key-file "$t/srv.key" --tls-ca-cert-file "$t/ca.pem" --tls-auth-clients no \
+		--save '' --appendonly no --daemonize yes --pidfile "$t/pid" --logfile "$t/log" --dir "$t"
+	for ((i = 0; i < 250; i++)); do
+		[[ -s $t/pid ]] && break
+		sleep 0.02
+	done
+	pid=$(<"$t/pid")
+	sleep 1.1 # quiet start (SEM_LEASE=1)
+	local url=rediss://u:tls-pw@127.0.0.1:$port/t
+	redis-cli --tls --cacert "$t/ca.pem" -p "$port" ACL SETUSER u on '>tls-pw' '~*' '+@all' >/dev/null
+	SSL_CERT_FILE=$t/ca.pem ok init "$url" 1
+	SSL_CERT_FILE=$t/ca.pem run --separate-stderr "$HELPER" run "$url" -- sh -c 'echo "$SEM_FENCE"'
+	assert_success
+	[[ $output =~ ^[0-9]+$ ]] || fail "$output"
+	SSL_CERT_FILE=$t/ca.pem ok status "$url"
+	[[ $output == *"server:   rediss://127.0.0.1:$port,"* && $output != *tls-pw* ]] || fail "$output"
+	# Without the CA, the certificate is refused: exit 7, one line, no password.
+	run --separate-stderr "$HELPER" peek "$url"
+	assert_failure 7
+	assert_one_line_stderr
+	[[ $stderr == *certificate* && $stderr != *tls-pw* ]] || fail "$stderr"
+	SSL_CERT_FILE=$t/ca.pem ok destroy "$url"
+	kill "$pid"
+	poll 5 gone "$pid"
 }

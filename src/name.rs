@@ -188,9 +188,7 @@ mod tests {
         let r = Name::parse(OsStr::new("redis://h/x")).unwrap();
         assert_eq!(r.kind().label(), "redis");
         assert_eq!(r.label(), Path::new("redis://h:6379/x"));
-        assert_eq!(
-            Name::parse(OsStr::new("rediss://h/x")).unwrap_err().kind(),
-            ErrorKind::Unsupported
-        );
+        let tls = Name::parse(OsStr::new("rediss://h/x")).unwrap();
+        assert_eq!(tls.label(), Path::new("rediss://h:6379/x"));
     }
 }

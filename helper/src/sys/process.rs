@@ -142,7 +142,10 @@ pub fn blank_command_line(offset: usize, len: usize) {
             // The fields after the command's name, from the 3rd: arg_start is the 48th,
             // arg_end the 49th.
             let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
-            Some((f.get(45)?.parse::<usize>().ok()?, f.get(46)?.parse::<usize>().ok()?))
+            Some((
+                f.get(45)?.parse::<usize>().ok()?,
+                f.get(46)?.parse::<usize>().ok()?,
+            ))
         })
     else {
         return;

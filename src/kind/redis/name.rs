@@ -105,16 +105,16 @@ pub fn is_redis(arg: &[u8]) -> bool {
 /// Split `redis://[USER:PASSWORD@]HOST[:PORT]REST` into the server and REST (from its
 /// first `/`, or empty).
 fn split_server<'a>(url: &'a str, what: &str) -> Result<(Server, &'a str)> {
-    if url.starts_with("rediss:") {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("{what}: TLS (rediss://) is not supported; use redis:// on a trusted network or a TLS tunnel"),
-        ));
-    }
-    let Some(after) = url.strip_prefix("redis://") else {
-        return Err(invalid(format!(
-            "{what}: expected redis://[USER:PASSWORD@]HOST[:PORT]"
-        )));
+    // rediss://: TLS, the server's certificate checked against the system's roots (or
+    // the file in SSL_CERT_FILE) and its name.
+    let (scheme, after) = match (url.strip_prefix("redis://"), url.strip_prefix("rediss://")) {
+        (Some(a), _) => ("redis", a),
+        (_, Some(a)) => ("rediss", a),
+        _ => {
+            return Err(invalid(format!(
+                "{what}: expected redis://[USER:PASSWORD@]HOST[:PORT] (or rediss:// for TLS)"
+            )))
+        }
     };
     let end = after.find('/').unwrap_or(after.len());
     let (authority, rest) = after.split_at(end);
@@ -156,8 +156,8 @@ fn split_server<'a>(url: &'a str, what: &str) -> Result<(Server, &'a str)> {
     });
     let creds = userinfo.map_or(String::new(), |u| format!("{u}@"));
     let server = Server {
-        secret: format!("redis://{creds}{host}:{port}"),
-        shown: format!("redis://{host}:{port}"),
+        secret: format!("{scheme}://{creds}{host}:{port}"),
+        shown: format!("{scheme}://{host}:{port}"),
         password: password.filter(|p| !p.is_empty()),
     };
     Ok((server, rest))
@@ -212,11 +212,11 @@ impl RedisName {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a malformed name, or `redis:NAME` without
-    /// `SEM_REDIS_URL`; [`ErrorKind::Unsupported`] for `rediss://`.
+    /// `SEM_REDIS_URL`.
     pub fn parse(arg: &[u8]) -> Result<RedisName> {
         let arg = std::str::from_utf8(arg)
             .map_err(|_| invalid("a Redis name must be UTF-8 (ASCII, in fact)"))?;
-        if arg.starts_with("redis://") || arg.starts_with("rediss:") {
+        if arg.starts_with("redis://") || arg.starts_with("rediss://") {
             let (server, rest) = split_server(arg, "the Redis name")?;
             let path = rest.strip_prefix('/').unwrap_or("");
             let (server, name) = match path.split_once('/') {
@@ -318,8 +318,9 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
             assert!(!e.to_string().contains("pw"), "{e}");
         }
-        let e = RedisName::parse(b"rediss://host/x").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let n = RedisName::parse(b"rediss://u:pw@host/x").unwrap();
+        assert_eq!(n.shown(), Path::new("rediss://host:6379/x"));
+        assert_eq!(n.server().secret(), "rediss://u:pw@host:6379");
     }
 
     #[test]
