@@ -60,10 +60,15 @@ impl Keeper {
         self.lease.duration() / 3
     }
 
-    /// Refresh now: on success the lease runs a whole lease from when we sent it.
+    /// Refresh now: on success the lease runs a whole lease from when we sent it. One
+    /// attempt may take at most half the time left before the command would have to be
+    /// stopped (and a sixth of the lease), so that a silent server can't make us miss
+    /// that deadline.
     fn refresh(&mut self) {
         let sent = Instant::now();
-        match self.lease.refresh() {
+        let left = self.deadlines().0.saturating_duration_since(sent);
+        let patience = (left / 2).min(self.lease.duration() / 6);
+        match self.lease.refresh(patience) {
             Ok(()) => {
                 self.good = sent;
                 self.next = sent + self.period();
@@ -148,7 +153,7 @@ pub fn run(
         }
     };
     let proc = crate::process::Process::open(child.id() as libc::pid_t)?;
-    let mut termed = false;
+    let mut kill_by: Option<Instant> = None;
     let mut killed = false;
     loop {
         // Pass on what arrived.
@@ -162,37 +167,35 @@ pub fn run(
             break;
         }
         let now = Instant::now();
-        if keeper.lost.is_none() && now >= keeper.next {
+        let (term_at, kill_at) = keeper.deadlines();
+        if keeper.lost.is_none() && now >= keeper.next && now < term_at {
             keeper.refresh();
             continue;
         }
-        let (term_at, kill_at) = keeper.deadlines();
-        let stop_now = keeper.lost.is_some();
-        if !termed && (stop_now || now >= term_at) {
-            termed = true;
+        // Stop the command: SIGTERM now, SIGKILL at the lease's 5/6, or half a second
+        // after SIGTERM when the lease is lost outright (the counts may be someone
+        // else's already).
+        if kill_by.is_none() && (keeper.lost.is_some() || now >= term_at) {
+            kill_by = Some(match keeper.lost {
+                Some(_) => kill_at.min(now + Duration::from_millis(500)),
+                None => kill_at,
+            });
             if keeper.lost.is_none() {
                 keeper.lost = Some("the server could not be reached in time to refresh it".into());
             }
             let _ = proc.signal(libc::SIGTERM);
         }
-        let kill_at = match stop_now {
-            // Lost outright: the counts may be someone else's already.
-            true => kill_at.min(now + Duration::from_millis(500)),
-            false => kill_at,
+        if let Some(by) = kill_by {
+            if !killed && now >= by {
+                killed = true;
+                let _ = proc.signal(libc::SIGKILL);
+            }
+        }
+        let wake = match kill_by {
+            None => keeper.next.min(term_at),
+            Some(by) if !killed => by,
+            Some(_) => now + Duration::from_millis(50),
         };
-        if termed && !killed && now >= kill_at {
-            killed = true;
-            let _ = proc.signal(libc::SIGKILL);
-        }
-        let mut wake = keeper.next;
-        if !termed {
-            wake = wake.min(term_at);
-        } else if !killed {
-            wake = wake.min(kill_at);
-        }
-        if keeper.lost.is_some() && !killed {
-            wake = kill_at;
-        }
         let d = wake.saturating_duration_since(Instant::now());
         proc.ended_within(d.max(Duration::from_millis(1)));
     }

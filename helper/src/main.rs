@@ -59,6 +59,14 @@ fn say_line(message: &str) {
     eprintln!("{who}: {message}");
 }
 
+/// The error line [`say`] prints, without printing it.
+pub fn said(verb: &str, message: &str) -> String {
+    match caller() {
+        Some(who) => format!("{who}: {message}"),
+        None => format!("semctl-helper: {verb}: {message}"),
+    }
+}
+
 /// Print one error line about subcommand `verb`: `CALLER: MESSAGE`, or
 /// `semctl-helper: VERB: MESSAGE`.
 pub fn say(verb: &str, message: &str) {

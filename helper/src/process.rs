@@ -218,3 +218,16 @@ pub fn forget_parent() -> Result<()> {
 pub fn close_inherited_descriptors() -> Result<()> {
     sys::close_from(3).map_err(|e| Error::sys(ErrorKind::Other, "cannot close descriptors", e))
 }
+
+/// Write `line` to process `pid`'s standard error, as it is now (a terminal, a log file,
+/// a pipe): for a holder that has let go of its caller's and must still say something.
+/// Appends, so that a log file is never overwritten; best effort.
+pub fn tell(pid: nix::unistd::Pid, line: &str) {
+    use std::io::Write as _;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/{pid}/fd/2"))
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}

@@ -279,7 +279,8 @@ fn take_and_hold(
     process::close_inherited_descriptors()?;
     // Leave the caller's process substitution (so that a bare `wait` in the calling shell
     // doesn't wait for us) while watching the caller's life through a pidfd.
-    let pidfd = match process::detach_watching(signals::expected_parent()) {
+    let shell = signals::expected_parent();
+    let pidfd = match process::detach_watching(shell) {
         Ok(fd) => fd,
         // Nobody is left to answer.
         Err(e) if e.kind() == ErrorKind::Interrupted => std::process::exit(RUN_FAILED.into()),
@@ -357,10 +358,16 @@ fn take_and_hold(
             Some(held) => {
                 crate::clock::nap(held.due_in().max(Duration::from_millis(1)));
                 if let Err(why) = held.tend() {
-                    crate::say(
-                        "hold",
-                        &format!("{}: lease lost ({why})", name.label().display()),
+                    let line = format!(
+                        "{}: lease lost ({why}); the count is no longer held",
+                        name.label().display()
                     );
+                    match keep {
+                        // Our stderr is still the caller's.
+                        Keep::UntilReleased => crate::say("hold", &line),
+                        // We let go of the caller's stderr: write to the shell's own.
+                        Keep::WhileCallerLives => process::tell(shell, &crate::said("hold", &line)),
+                    }
                     std::process::exit(ExitCode::LeaseLost as i32);
                 }
             }

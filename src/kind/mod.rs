@@ -249,13 +249,14 @@ pub trait Lease {
     /// How long the lease lasts from each refresh.
     fn duration(&self) -> Duration;
 
-    /// Extend the lease to [`Lease::duration`] from now, by the server's clock.
+    /// Extend the lease to [`Lease::duration`] from now, by the server's clock, giving
+    /// up after about `patience` (connecting, and then waiting for the answer).
     ///
     /// # Errors
     /// [`ErrorKind::LeaseLost`] when the lease ran out or the semaphore is gone (the
     /// counts may be someone else's already); [`ErrorKind::Unreachable`] when the server
     /// can't be reached now (the caller may try again while its lease lasts).
-    fn refresh(&mut self) -> Result<()>;
+    fn refresh(&mut self, patience: Duration) -> Result<()>;
 
     /// Give the counts back and end the lease.
     ///

@@ -439,6 +439,13 @@ impl RedisSem {
         match r.first().map(String::as_str) {
             Some("granted") => return Ok((id, granted(&r).unwrap_or(0))),
             Some("busy") => return Err(name.error(ErrorKind::WouldBlock, "would block")),
+            Some("capacity") => return Err(name.error(
+                ErrorKind::OutOfRange,
+                format!(
+                    "asks for {n} counts, but the semaphore holds at most {} (its initial value)",
+                    r.get(1).map_or("?", String::as_str)
+                ),
+            )),
             Some("queued") => {}
             _ => return Err(self.link.missing("open")),
         }
@@ -604,7 +611,8 @@ impl Lease for RedisLease {
         self.lease
     }
 
-    fn refresh(&mut self) -> Result<()> {
+    fn refresh(&mut self, patience: Duration) -> Result<()> {
+        self.link.patience = patience.clamp(Duration::from_millis(20), CONNECT_TIMEOUT);
         let r = self
             .link
             .call("refresh", self.lease, std::slice::from_ref(&self.id))?;

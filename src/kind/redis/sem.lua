@@ -139,6 +139,13 @@ if op == 'take' or op == 'try' then
   -- ARGV: id n lease ttl host pid
   local id, n, l, ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   if redis.call('HEXISTS', W, id) == 1 then return {'queued'} end
+  -- More than it was made with, and more than there is: only posts beyond the capacity
+  -- could ever make it possible, so say so now rather than wait for ever (0 is a gate).
+  local cap = tonumber(redis.call('HGET', M, 'capacity'))
+  if cap > 0 and n > cap and value < n then
+    save()
+    return {'capacity', tostring(cap)}
+  end
   serve()
   if redis.call('LLEN', Q) == 0 and value >= n and now >= (quiet or quiet_until()) then
     value = value - n
