@@ -24,7 +24,7 @@ HELPER  := target/release/semctl-helper
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps deps-redis venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -37,7 +37,7 @@ build:
 $(HELPER): build
 
 # Debian's packages for the suites; installed only when missing.
-deps:
+deps: deps-redis
 	@missing=""; \
 	command -v bats >/dev/null 2>&1 || missing="$$missing bats"; \
 	[ -f /usr/lib/bats/bats-support/load.bash ] || missing="$$missing bats-support"; \
@@ -49,6 +49,29 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# redis-server for the Redis contract run and bats/fleet.bats, which start their own
+# servers on free loopback ports (tests/redis/server.sh), and jq, which reads the
+# helper's status --json there. Debian's redis-server starts a system service on 6379
+# when it can; the tests never use it, so it is stopped and disabled after the install.
+deps-redis:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null 2>&1 || missing="$$missing redis-tools"; \
+	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null || exit 1; \
+		case $$missing in *redis-server*) \
+			if [ -d /run/systemd/system ]; then \
+				$(SUDO) systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+			else \
+				$(SUDO) service redis-server stop >/dev/null 2>&1 || true; \
+				$(SUDO) update-rc.d redis-server disable >/dev/null 2>&1 || true; \
+			fi;; \
+		esac; \
 	fi
 
 # The interop suites run their peers from private folders, made here only when missing:
@@ -84,7 +107,7 @@ node-test:
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
+	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh tests/redis/*.sh .ci/run
 
 cargo-test: build
 	$(CARGO) $(STATIC) test --release --locked -p sem -p semctl-helper
