@@ -124,9 +124,11 @@ bats: build deps venv node-test
 
 # The contract suites (bats/contract/): what every kind of semaphore promises, run once
 # per kind in KINDS (SEM_TEST_KIND): System V as root in a private IPC namespace, as the
-# bats target runs it, then POSIX (/dev/shm is no IPC namespace's). Every kind runs, even
-# after one fails; the target fails if any did.
-KINDS ?= sysv posix
+# bats target runs it, then POSIX (/dev/shm is no IPC namespace's), then Redis, on a
+# server of its own (tests/redis/server.sh with: a free loopback port, stopped by pid
+# however the run ends). Every kind runs, even after one fails; the target fails if any
+# did.
+KINDS ?= sysv posix redis
 
 bats-contract: build deps
 	@failed=''; \
@@ -134,6 +136,8 @@ bats-contract: build deps
 		echo "bats-contract: SEM_TEST_KIND=$$kind"; \
 		if [ "$$kind" = sysv ] && [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
 			SEM_TEST_KIND=$$kind SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/contract/ || failed="$$failed $$kind"; \
+		elif [ "$$kind" = redis ]; then \
+			SEM_TEST_KIND=$$kind tests/redis/server.sh with bats bats/contract/ || failed="$$failed $$kind"; \
 		else \
 			SEM_TEST_KIND=$$kind bats bats/contract/ || failed="$$failed $$kind"; \
 		fi; \
