@@ -18,7 +18,12 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO   ?= cargo
 # The helper is linked statically (helper/static.toml says why); everything else the
 # workspace builds is not, so that a cdylib member can be built.
+# It is built for the host's triple named explicitly, so that the static flags reach only
+# the target's code: build scripts and proc-macros (which the Redis client's URL parser
+# uses) are built for the host, and a proc-macro can't be linked with +crt-static.
+TRIPLE  := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC  := --config $(CURDIR)/helper/static.toml
+TARGET  := --target $(TRIPLE)
 HELPER  := target/release/semctl-helper
 # gen-docs/ writes the man pages and completions here, laid out as under share/.
 SHARE   := target/release/share
@@ -31,7 +36,8 @@ all: build
 # The pages and completions come from the helper's own cli.rs, through gen-docs (a
 # package of its own, so that its dependencies never reach the helper).
 build:
-	$(CARGO) $(STATIC) build --release --locked -p semctl-helper
+	$(CARGO) $(STATIC) build $(TARGET) --release --locked -p semctl-helper
+	cp target/$(TRIPLE)/release/semctl-helper $(HELPER).new && mv -f $(HELPER).new $(HELPER)
 	$(CARGO) run --release --locked --quiet -p sem-gen-docs -- $(SHARE)
 
 $(HELPER): build
@@ -110,7 +116,7 @@ lint: deps
 	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh tests/redis/*.sh .ci/run
 
 cargo-test: build
-	$(CARGO) $(STATIC) test --release --locked -p sem -p semctl-helper
+	$(CARGO) $(STATIC) test $(TARGET) --release --locked -p sem -p semctl-helper
 
 # As root, the suites run in a private IPC namespace, where every test can check that it
 # leaked no kernel set without seeing other processes' sets.

@@ -39,6 +39,11 @@ pub enum ErrorKind {
     /// The kind of semaphore can't do this (a POSIX semaphore can't relax), or the name
     /// selects a kind that isn't supported yet.
     Unsupported,
+    /// A semaphore's server can't be reached (refused, timed out, connection lost).
+    Unreachable,
+    /// A lease ran out, or the server no longer knows it: the counts may be someone
+    /// else's now.
+    LeaseLost,
     /// Any other system error.
     Other,
 }
@@ -199,7 +204,8 @@ impl From<Error> for io::Error {
             ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
             ErrorKind::Interrupted => io::ErrorKind::Interrupted,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
-            ErrorKind::OutOfRange | ErrorKind::Other => io::ErrorKind::Other,
+            ErrorKind::Unreachable => io::ErrorKind::ConnectionRefused,
+            ErrorKind::OutOfRange | ErrorKind::LeaseLost | ErrorKind::Other => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
     }

@@ -47,10 +47,10 @@ pub mod userdb;
 
 pub use cancel::{Cancel, PROBE_SLICE};
 pub use error::{Error, ErrorKind, Result};
-pub use kind::{init_or_open, Capabilities, InitOptions, Kind, Semaphore};
+pub use kind::{init_or_open, Capabilities, InitOptions, Kind, Lease, Semaphore};
 pub use name::{Name, Place};
 pub use parse::{Timeout, MAX_VALUE};
-pub use status::{Detail, Entry, Pruned, Pruning, State, Status};
+pub use status::{Detail, Entry, Holder, Pruned, Pruning, State, Status};
 
 /// Open the semaphore `name`, of whatever kind, verified.
 ///

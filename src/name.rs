@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `/tmp/slots`, `slots` (under `$HOME`) | a System V semaphore, its record at that path | `kind/sysv` |
 //! | `posix:/NAME`, `posix:NAME` | a POSIX named semaphore, glibc's `/dev/shm/sem.NAME` | `kind/posix` |
-//! | `redis://…`, `redis:NAME` | reserved for semaphores on a Redis server | (not yet) |
+//! | `redis://[USER:PASSWORD@]HOST[:PORT][/DB]/NAME`, `redis:NAME` | a semaphore on a Redis server (`redis:` uses `SEM_REDIS_URL`) | `kind/redis` |
 //!
 //! This is the one place that maps names to kinds: adding a kind adds a variant here.
 
@@ -15,6 +15,8 @@ use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kind::posix::{self, PosixName};
+#[cfg(feature = "redis")]
+use crate::kind::redis::{self, RedisName};
 use crate::kind::sysv::{path::PathName, SysV};
 use crate::kind::Kind;
 
@@ -25,12 +27,27 @@ pub enum Name {
     Path(PathName),
     /// `posix:/NAME`: a POSIX named semaphore.
     Posix(PosixName),
+    /// `redis://HOST/NAME` or `redis:NAME`: a semaphore on a Redis server.
+    #[cfg(feature = "redis")]
+    Redis(RedisName),
 }
 
 /// The System V kind.
 static SYSV: SysV = SysV;
 /// The POSIX kind.
 static POSIX: posix::PosixKind = posix::PosixKind;
+/// The Redis kind.
+#[cfg(feature = "redis")]
+static REDIS: redis::RedisKind = redis::RedisKind;
+
+/// The error for a Redis name in a build without the Redis kind.
+#[cfg(not(feature = "redis"))]
+fn no_redis() -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "semaphores on Redis (redis://HOST/NAME, redis:NAME) are not in this build",
+    )
+}
 
 impl Name {
     /// Parse a name given by a user.
@@ -46,10 +63,10 @@ impl Name {
             return posix::parse_name(arg).map(Name::Posix);
         }
         if bytes.starts_with(b"redis:") || bytes.starts_with(b"rediss:") {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "semaphores on Redis (redis://HOST/NAME, redis:NAME) are not supported yet",
-            ));
+            #[cfg(feature = "redis")]
+            return RedisName::parse(bytes).map(Name::Redis);
+            #[cfg(not(feature = "redis"))]
+            return Err(no_redis());
         }
         PathName::resolve(arg).map(Name::Path)
     }
@@ -59,6 +76,8 @@ impl Name {
         match self {
             Name::Path(_) => &SYSV,
             Name::Posix(_) => &POSIX,
+            #[cfg(feature = "redis")]
+            Name::Redis(_) => &REDIS,
         }
     }
 
@@ -68,6 +87,8 @@ impl Name {
         match self {
             Name::Path(p) => p.path(),
             Name::Posix(p) => p.shown(),
+            #[cfg(feature = "redis")]
+            Name::Redis(r) => r.shown(),
         }
     }
 }
@@ -106,10 +127,13 @@ impl Place {
                     String::from_utf8_lossy(b)
                 ),
             )),
-            b if b.starts_with(b"redis:") || b.starts_with(b"rediss:") => Err(Error::new(
-                ErrorKind::Unsupported,
-                "semaphores on Redis (redis://HOST/NAME, redis:NAME) are not supported yet",
-            )),
+            #[cfg(feature = "redis")]
+            b if redis::is_redis(b) => Ok(Place {
+                kind: &REDIS,
+                path: arg.into(),
+            }),
+            #[cfg(not(feature = "redis"))]
+            b if b.starts_with(b"redis:") || b.starts_with(b"rediss:") => Err(no_redis()),
             _ => Ok(Place {
                 kind: &SYSV,
                 path: arg.into(),

@@ -52,6 +52,30 @@ pub enum Detail {
         /// When the file was created (birth time), or last changed when that is unknown.
         created: Option<i64>,
     },
+    /// A semaphore on a Redis server.
+    Redis {
+        /// The server, without user or password: `redis://HOST:PORT[/DB]`.
+        server: String,
+        /// The last fence number granted (they only rise).
+        fence: u64,
+        /// The holders under a lease (sem_run, sem_hold).
+        holders: Vec<Holder>,
+    },
+}
+
+/// A holder of counts under a lease (Redis).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The host it runs on.
+    pub host: String,
+    /// Its pid there.
+    pub pid: u32,
+    /// The fence number of its grant.
+    pub fence: u64,
+    /// How many counts it holds.
+    pub count: u32,
+    /// How long its lease has left, in ms, by the server's clock.
+    pub lease_left_ms: i64,
 }
 
 /// What a name stands for now.

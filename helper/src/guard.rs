@@ -27,6 +27,9 @@ fn identity(name: &Name) -> anyhow::Result<(u64, u64)> {
     match sem::open(name)?.status()?.detail {
         Detail::Posix { device, inode, .. } => Ok((device, inode)),
         Detail::SysV { key, id, .. } => Ok((key as u32 as u64, id as u32 as u64)),
+        Detail::Redis { .. } => Err(anyhow!(
+            "a Redis semaphore is held under a lease, not guarded"
+        )),
     }
 }
 

@@ -11,6 +11,7 @@
 //! with its parsing in `name.rs`, and its tests. Nothing else changes.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -19,6 +20,8 @@ use crate::parse::Timeout;
 use crate::status::{Entry, Pruned, Status};
 
 pub mod posix;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod sysv;
 
 /// What a kind of semaphore can do.
@@ -37,6 +40,9 @@ pub struct Capabilities {
     /// however it ends (System V's `SEM_UNDO`). Without it a front end that holds counts
     /// for a command must give them back itself (a guard process).
     pub undo: bool,
+    /// [`Semaphore::lease`]: counts held under a lease that the holder refreshes, which
+    /// come back when it runs out (Redis: a dead machine can't give anything back).
+    pub lease: bool,
     /// Knows the pid and time of the last operation.
     pub last_op: bool,
     /// The largest value.
@@ -159,6 +165,23 @@ pub trait Semaphore {
         ))
     }
 
+    /// Like [`Semaphore::take`], but held under a lease of `lease`, which the returned
+    /// [`Lease`] must refresh; when it runs out (the holder or its machine died, or was cut
+    /// off) the counts come back by themselves ([`Capabilities::lease`]).
+    ///
+    /// # Errors
+    /// As for `take`; [`ErrorKind::Unsupported`] without [`Capabilities::lease`].
+    fn lease(
+        &self,
+        n: u32,
+        timeout: Timeout,
+        cancel: &Cancel,
+        lease: Duration,
+    ) -> Result<Box<dyn Lease>> {
+        let _ = (n, timeout, cancel, lease);
+        Err(unsupported(&self.name(), "hold a count under a lease"))
+    }
+
     /// The value.
     ///
     /// # Errors
@@ -184,6 +207,29 @@ pub trait Semaphore {
 
     /// The uid that owns it.
     fn owner(&self) -> u32;
+}
+
+/// Counts held under a lease ([`Semaphore::lease`]).
+pub trait Lease {
+    /// The grant's fence number: it only rises, per semaphore, from grant to grant.
+    fn fence(&self) -> u64;
+
+    /// How long the lease lasts from each refresh.
+    fn duration(&self) -> Duration;
+
+    /// Extend the lease to [`Lease::duration`] from now, by the server's clock.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LeaseLost`] when the lease ran out or the semaphore is gone (the
+    /// counts may be someone else's already); [`ErrorKind::Unreachable`] when the server
+    /// can't be reached now (the caller may try again while its lease lasts).
+    fn refresh(&mut self) -> Result<()>;
+
+    /// Give the counts back and end the lease.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LeaseLost`] when it had already run out; [`ErrorKind::Unreachable`].
+    fn release(&mut self) -> Result<()>;
 }
 
 /// The error for what a kind can't do: "NAME: a KIND semaphore can't WHAT".

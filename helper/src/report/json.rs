@@ -32,7 +32,18 @@ pub struct Report {
     reason: Option<String>,
     sysv: Option<SysVFields>,
     posix: Option<PosixFields>,
+    redis: Option<RedisFields>,
 }
+
+/// What only a Redis semaphore has: its server, the last fence, the lease holders.
+struct RedisFields {
+    server: String,
+    fence: u64,
+    holders: Vec<sem::Holder>,
+}
+
+/// One lease holder, as `status --json` shows it.
+struct HolderFields<'a>(&'a sem::Holder);
 
 /// What only a System V semaphore has.
 struct SysVFields {
@@ -64,6 +75,18 @@ impl Report {
         };
         // A live semaphore's detail is the kernel's now; otherwise what was recorded.
         let detail = live.map_or(&e.detail, |s| &s.detail);
+        let redis = match detail {
+            Detail::Redis {
+                server,
+                fence,
+                holders,
+            } => Some(RedisFields {
+                server: server.clone(),
+                fence: *fence,
+                holders: holders.clone(),
+            }),
+            _ => None,
+        };
         let (sysv, posix) = match detail {
             Detail::SysV {
                 key,
@@ -91,6 +114,7 @@ impl Report {
                     created: *created,
                 }),
             ),
+            Detail::Redis { .. } => (None, None),
         };
         let reason = match &e.state {
             State::Live(_) => None,
@@ -117,7 +141,31 @@ impl Report {
             reason,
             sysv,
             posix,
+            redis,
         }
+    }
+}
+
+impl Serialize for HolderFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut o = s.serialize_struct("Holder", 5)?;
+        o.serialize_field("host", &self.0.host)?;
+        o.serialize_field("pid", &self.0.pid)?;
+        o.serialize_field("fence", &self.0.fence)?;
+        o.serialize_field("count", &self.0.count)?;
+        o.serialize_field("lease_left_ms", &self.0.lease_left_ms)?;
+        o.end()
+    }
+}
+
+impl Serialize for RedisFields {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let holders: Vec<HolderFields<'_>> = self.holders.iter().map(HolderFields).collect();
+        let mut o = s.serialize_struct("RedisFields", 3)?;
+        o.serialize_field("server", &self.server)?;
+        o.serialize_field("fence", &self.fence)?;
+        o.serialize_field("holders", &holders)?;
+        o.end()
     }
 }
 
@@ -174,6 +222,12 @@ impl Serialize for Report {
         }
         if let Some(p) = &self.posix {
             o.serialize_field("posix", p)?;
+        }
+        if let Some(r) = &self.redis {
+            // The holders at the top level too: what a script most often wants.
+            let holders: Vec<HolderFields<'_>> = r.holders.iter().map(HolderFields).collect();
+            o.serialize_field("holders", &holders)?;
+            o.serialize_field("redis", r)?;
         }
         o.end()
     }

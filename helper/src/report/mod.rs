@@ -92,6 +92,32 @@ fn place(d: &Detail) -> String {
     match d {
         Detail::SysV { key, id, .. } => format!("kernel:   key 0x{:08x}, id {id}", *key as u32),
         Detail::Posix { inode, .. } => format!("file:     inode {inode} in /dev/shm"),
+        Detail::Redis {
+            server,
+            fence,
+            holders,
+        } => {
+            let mut s = format!("server:   {server}, last fence {fence}");
+            match holders.len() {
+                0 => s.push_str("\n  holders:  none under a lease"),
+                _ => {
+                    s.push_str("\n  holders:");
+                    for h in holders {
+                        let _ = write!(
+                            s,
+                            "\n    {} pid {}: {} count{}, fence {}, lease {:.1} s left",
+                            h.host,
+                            h.pid,
+                            h.count,
+                            if h.count == 1 { "" } else { "s" },
+                            h.fence,
+                            h.lease_left_ms as f64 / 1000.0
+                        );
+                    }
+                }
+            }
+            s
+        }
     }
 }
 
@@ -135,7 +161,7 @@ fn text(e: &Entry) -> String {
         State::OtherNamespace(why) => {
             let ns = match e.detail {
                 Detail::SysV { ipcns, .. } => ipcns,
-                Detail::Posix { .. } => 0,
+                Detail::Posix { .. } | Detail::Redis { .. } => 0,
             };
             format!(
                 "{name}: in another IPC namespace\n  why:      {why}\n  owner:    {} (of the record)\n  {recorded} (as recorded, in ipc:[{ns}])\n  Use it from that namespace; its owner can replace it here with sem_init --force.\n",

@@ -884,6 +884,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     waiters: false,
     relax: false,
     undo: false,
+    lease: false,
     last_op: false,
     max_value: SEM_VALUE_MAX,
 };

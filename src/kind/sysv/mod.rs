@@ -617,6 +617,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     waiters: true,
     relax: true,
     undo: true,
+    lease: false,
     last_op: true,
     max_value: crate::parse::MAX_VALUE as u32,
 };
