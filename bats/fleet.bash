@@ -321,13 +321,14 @@ assert_idle_keys() {
 }
 
 # idle_reference: a name that has been granted and released once each way, for
-# assert_idle_keys; prints it.
+# assert_idle_keys; prints it. Fails (status 1, one line on stderr) if it can't be made.
 idle_reference() {
 	local ref
 	ref=$(fleet_name ref)
-	"$HELPER" init "$ref" 2 >/dev/null || fail "cannot init $ref"
-	"$HELPER" run "$ref" true || fail "cannot run through $ref"
-	"$HELPER" wait "$ref" || fail "cannot wait on $ref"
-	"$HELPER" post "$ref" || fail "cannot post $ref"
+	if ! "$HELPER" init "$ref" 2 >/dev/null || ! "$HELPER" run "$ref" true ||
+		! "$HELPER" wait "$ref" || ! "$HELPER" post "$ref"; then
+		echo "idle_reference: cannot init, run through, wait on and post $ref" >&2
+		return 1
+	fi
 	echo "$ref"
 }
