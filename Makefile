@@ -128,6 +128,17 @@ bats: build deps venv node-test
 		bats bats/; \
 	fi
 
+# The fleet tests alone (bats/fleet.bats; `make bats` runs them too): simulated machines
+# sharing semaphores on Redis servers that the file starts and stops itself. They need
+# root (namespaces) and skip otherwise.
+.PHONY: bats-fleet
+bats-fleet: build deps
+	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
+		SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats --timing bats/fleet.bats; \
+	else \
+		bats --timing bats/fleet.bats; \
+	fi
+
 # The contract suites (bats/contract/): what every kind of semaphore promises, run once
 # per kind in KINDS (SEM_TEST_KIND): System V as root in a private IPC namespace, as the
 # bats target runs it, then POSIX (/dev/shm is no IPC namespace's), then Redis, on a

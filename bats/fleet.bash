@@ -311,8 +311,8 @@ wait_for_queue() {
 }
 
 # assert_idle_keys NAME REFERENCE: NAME, with no holder nor waiter left, has the same
-# keys as REFERENCE, an idle name that has been through one sem_run and one wait/post:
-# anything more (a waiter's list, a lease) is a leak.
+# keys as REFERENCE, an idle name that has been waited on and posted: anything more (a
+# waiter's bell, a lease, an empty queue kept by hand) is a leak.
 assert_idle_keys() {
 	local got want
 	got=$(redis_key_suffixes "${1#redis:}")
@@ -320,14 +320,13 @@ assert_idle_keys() {
 	[[ $got == "$want" ]] || fail "keys of $1 beyond an idle name's: $(comm -23 <(echo "$got") <(echo "$want") | tr '\n' ' ')(idle: ${want//$'\n'/ })"
 }
 
-# idle_reference: a name that has been granted and released once each way, for
-# assert_idle_keys; prints it. Fails (status 1, one line on stderr) if it can't be made.
+# idle_reference: a name that has been waited on and posted, for assert_idle_keys;
+# prints it. Fails (status 1, one line on stderr) if it can't be made.
 idle_reference() {
 	local ref
 	ref=$(fleet_name ref)
-	if ! "$HELPER" init "$ref" 2 >/dev/null || ! "$HELPER" run "$ref" true ||
-		! "$HELPER" wait "$ref" || ! "$HELPER" post "$ref"; then
-		echo "idle_reference: cannot init, run through, wait on and post $ref" >&2
+	if ! "$HELPER" init "$ref" 2 >/dev/null || ! "$HELPER" wait "$ref" || ! "$HELPER" post "$ref"; then
+		echo "idle_reference: cannot init, wait on and post $ref" >&2
 		return 1
 	fi
 	echo "$ref"
