@@ -47,7 +47,9 @@ pub mod userdb;
 
 pub use cancel::{Cancel, PROBE_SLICE};
 pub use error::{Error, ErrorKind, Result};
-pub use kind::{init_or_open, Capabilities, InitOptions, Kind, Lease, Semaphore};
+pub use kind::{
+    init_or_open, lease_from_env, Capabilities, InitOptions, Kind, Lease, Semaphore, LEASE_ENV,
+};
 pub use name::{Name, Place};
 pub use parse::{Timeout, MAX_VALUE};
 pub use status::{Detail, Entry, Holder, Pruned, Pruning, State, Status};

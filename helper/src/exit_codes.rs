@@ -25,6 +25,8 @@ pub enum ExitCode {
     /// The kind of semaphore can't do this (a POSIX semaphore can't relax), or the name's
     /// kind isn't supported yet (`redis:`).
     Unsupported = 8,
+    /// A lease ran out, or its server lost it: the counts may be someone else's now.
+    LeaseLost = 9,
 }
 
 /// The table printed by `--help` and copied in the README.
@@ -41,7 +43,10 @@ Exit codes:
   6  init: something already stands at the name
   7  any other system error
   8  not supported by this kind of semaphore (relax, or -n above 1, on a POSIX
-     semaphore), or a kind not supported yet (redis:)
+     semaphore), or a kind not supported in this build
+  9  hold: the lease was lost (Redis: not refreshed in time, or the server lost it)
+  run: the command's own status; 122 when the lease was lost and the command stopped;
+     125 when run itself failed, 126 not executable, 127 not found
   A wait ended by a signal dies of that signal (128+N in the shell).\n";
 
 impl From<ErrorKind> for ExitCode {
@@ -59,6 +64,7 @@ impl From<ErrorKind> for ExitCode {
             ErrorKind::OutOfRange => ExitCode::OutOfRange,
             ErrorKind::Unsupported => ExitCode::Unsupported,
             ErrorKind::AlreadyExists => ExitCode::AlreadyExists,
+            ErrorKind::LeaseLost => ExitCode::LeaseLost,
             _ => ExitCode::Failure,
         }
     }

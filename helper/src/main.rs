@@ -6,6 +6,7 @@ mod cli;
 mod clock;
 mod exit_codes;
 mod guard;
+mod lease;
 mod process;
 mod report;
 mod signals;

@@ -122,6 +122,25 @@ impl Process {
         sys::pidfd_send_signal(self.pidfd.as_raw_fd(), 0).is_ok()
     }
 
+    /// Send it `sig`; nothing if it has ended.
+    pub fn signal(&self, sig: libc::c_int) -> Result<()> {
+        match sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(Error::sys(ErrorKind::Other, "cannot signal the process", e)),
+        }
+    }
+
+    /// Sleep until it has ended (a child: until it can be reaped), at most `d`, or less
+    /// when a handled signal arrives; whether it has ended.
+    pub fn ended_within(&self, d: std::time::Duration) -> bool {
+        let mut fds = [libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        matches!(sys::poll(&mut fds, Some(d)), Ok(1))
+    }
+
     /// Send it `sig` and wait until it has ended, at most `patience`: its System V undo
     /// adjustments are applied as it exits, before its end is reported.
     ///

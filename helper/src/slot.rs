@@ -103,6 +103,19 @@ pub fn run(
     signals::die_with_parent(signals::expected_parent())?;
     signals::abort_waits_on_stop_signals()?;
     let sem = slot.open(&name)?;
+    if sem.capabilities().lease {
+        return crate::lease::run(
+            &*sem,
+            &name,
+            slot.count,
+            timeout,
+            code,
+            &path,
+            program,
+            args,
+            &start_mask,
+        );
+    }
     let undo = sem.capabilities().undo;
     match take(&*sem, slot.count, timeout, undo) {
         Ok(()) => {}
@@ -275,9 +288,17 @@ fn take_and_hold(
     signals::abort_waits_on_stop_signals()?;
     let sem = slot.open(&name)?;
     let undo = sem.capabilities().undo;
+    let leased = sem.capabilities().lease;
     release_when(keep, pidfd, undo)?;
-    match take(&*sem, slot.count, timeout, undo) {
-        Ok(()) => {}
+    let asked = std::time::Instant::now();
+    let taken = match leased {
+        true => sem::lease_from_env()
+            .and_then(|d| sem.lease(slot.count, timeout, &CANCEL, d))
+            .map(Some),
+        false => take(&*sem, slot.count, timeout, undo).map(|()| None),
+    };
+    let mut lease = match taken {
+        Ok(l) => l.map(|l| crate::lease::HeldLease::new(l, asked)),
         // Released (the caller let go, or ended) before anything was taken.
         Err(e) if e.kind() == ErrorKind::Interrupted && signals::caught() == Some(RELEASED) => {
             std::process::exit(ExitCode::WouldBlock as i32)
@@ -295,7 +316,7 @@ fn take_and_hold(
             None => return Err(e.into()),
         },
         Err(e) => return Err(e.into()),
-    }
+    };
     HELD.store(true, Ordering::SeqCst);
     if !undo {
         // Nothing but this process remembers the count now: leave the caller's process
@@ -305,7 +326,7 @@ fn take_and_hold(
     }
     if RELEASE.load(Ordering::SeqCst) {
         // Released while the take completed: give it back at once.
-        give_back(&*sem, slot.count, undo);
+        give_back(&*sem, slot.count, undo, lease.as_mut());
     }
     // Held. From now on only our caller decides: Ctrl-C reaches the whole process group,
     // and a shell that traps it keeps running the function, so its slot must stay held.
@@ -325,20 +346,45 @@ fn take_and_hold(
         // The release thread sets RELEASE and wakes us (or, held with undo, simply ends
         // the process).
         if RELEASE.load(Ordering::SeqCst) {
-            give_back(&*sem, slot.count, undo);
+            give_back(&*sem, slot.count, undo, lease.as_mut());
         }
-        crate::clock::nap(Duration::from_secs(3600));
+        match lease.as_mut() {
+            None => {
+                crate::clock::nap(Duration::from_secs(3600));
+            }
+            // Under a lease: refresh it in time, and let go once it is lost (a function
+            // sem_run runs can't be stopped from here; the README says so).
+            Some(held) => {
+                crate::clock::nap(held.due_in().max(Duration::from_millis(1)));
+                if let Err(why) = held.tend() {
+                    crate::say(
+                        "hold",
+                        &format!("{}: lease lost ({why})", name.label().display()),
+                    );
+                    std::process::exit(ExitCode::LeaseLost as i32);
+                }
+            }
+        }
     }
 }
 
 /// Give back the `n` counts held, and end: with the kernel's undo, by ending; else by
 /// posting them first. Exits 0 when they are back, 7 (with one line) when the post
 /// failed (the semaphore destroyed meanwhile, say).
-fn give_back(sem: &dyn Semaphore, n: u32, undo: bool) -> ! {
+fn give_back(
+    sem: &dyn Semaphore,
+    n: u32,
+    undo: bool,
+    lease: Option<&mut crate::lease::HeldLease>,
+) -> ! {
     if undo {
         std::process::exit(0);
     }
-    match sem.post(n) {
+    let given = match lease {
+        Some(l) => l.release(),
+        None => sem.post(n),
+    };
+    match given {
         Ok(()) => std::process::exit(0),
         Err(e) => {
             crate::say("hold", &format!("cannot give the count back: {e}"));

@@ -209,6 +209,38 @@ pub trait Semaphore {
     fn owner(&self) -> u32;
 }
 
+/// The variable that sets the lease, in seconds.
+pub const LEASE_ENV: &str = "SEM_LEASE";
+/// The lease when `SEM_LEASE` is not set.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// The shortest lease `SEM_LEASE` may set.
+const MIN_LEASE: Duration = Duration::from_millis(500);
+/// The longest: a day.
+const MAX_LEASE: Duration = Duration::from_secs(86_400);
+/// The lease `SEM_LEASE` sets, or the default.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for anything but seconds from 0.5 to 86400.
+pub fn lease_from_env() -> Result<Duration> {
+    let Some(v) = std::env::var_os(LEASE_ENV) else {
+        return Ok(DEFAULT_LEASE);
+    };
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{LEASE_ENV}={}: expected seconds from 0.5 to 86400",
+                v.to_string_lossy()
+            ),
+        )
+    };
+    let s = v.to_str().ok_or_else(bad)?;
+    match crate::parse::timeout(s) {
+        Ok(Timeout::After(d)) if (MIN_LEASE..=MAX_LEASE).contains(&d) => Ok(d),
+        _ => Err(bad()),
+    }
+}
+
 /// Counts held under a lease ([`Semaphore::lease`]).
 pub trait Lease {
     /// The grant's fence number: it only rises, per semaphore, from grant to grant.

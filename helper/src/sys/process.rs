@@ -104,3 +104,30 @@ pub fn exit_now(code: libc::c_int) -> ! {
     // SAFETY: _exit takes an integer and never returns.
     unsafe { libc::_exit(code) }
 }
+
+/// Have `cmd`'s child, between its fork and its exec, ask for SIGKILL when we die
+/// (`PR_SET_PDEATHSIG`) and take `mask` as its signal mask: a command run under a lease
+/// must not outlive the helper that refreshes the lease.
+pub fn die_with_us_and_mask(cmd: &mut std::process::Command, mask: nix::sys::signal::SigSet) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, and calls only prctl(2)
+    // and sigprocmask(2), which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::sigprocmask(libc::SIG_SETMASK, mask.as_ref(), std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -24,21 +24,15 @@ use ::redis::{Client, Connection, Script, Value};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::kind::{Capabilities, InitOptions, Kind, Lease, Semaphore};
+use crate::kind::{
+    lease_from_env, Capabilities, InitOptions, Kind, Lease, Semaphore, DEFAULT_LEASE,
+};
 use crate::name::Name;
 use crate::parse::Timeout;
 use crate::status::{Detail, Entry, Holder, Pruned, State, Status};
 
 pub use name::{is_redis, RedisName, Server, URL_ENV};
 
-/// The variable that sets the lease, in seconds.
-pub const LEASE_ENV: &str = "SEM_LEASE";
-/// The lease when `SEM_LEASE` is not set.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
-/// The shortest lease `SEM_LEASE` may set.
-const MIN_LEASE: Duration = Duration::from_millis(500);
-/// The longest: a day.
-const MAX_LEASE: Duration = Duration::from_secs(86_400);
 /// The largest value: a signed 32-bit integer's, as for POSIX.
 pub const MAX_VALUE: u32 = i32::MAX as u32;
 /// How long connecting may take before the server counts as unreachable.
@@ -62,30 +56,6 @@ const CAPABILITIES: Capabilities = Capabilities {
     last_op: false,
     max_value: MAX_VALUE,
 };
-
-/// The lease `SEM_LEASE` sets, or the default.
-///
-/// # Errors
-/// [`ErrorKind::InvalidInput`] for anything but seconds from 0.5 to 86400.
-pub fn lease_from_env() -> Result<Duration> {
-    let Some(v) = std::env::var_os(LEASE_ENV) else {
-        return Ok(DEFAULT_LEASE);
-    };
-    let bad = || {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "{LEASE_ENV}={}: expected seconds from 0.5 to 86400",
-                v.to_string_lossy()
-            ),
-        )
-    };
-    let s = v.to_str().ok_or_else(bad)?;
-    match crate::parse::timeout(s) {
-        Ok(Timeout::After(d)) if (MIN_LEASE..=MAX_LEASE).contains(&d) => Ok(d),
-        _ => Err(bad()),
-    }
-}
 
 /// This machine's name, as `status` shows holders: the UTS namespace's hostname.
 fn host() -> String {
@@ -112,6 +82,8 @@ fn ms(d: Duration) -> u64 {
 struct Link {
     name: RedisName,
     conn: RefCell<Option<Connection>>,
+    /// How long connecting, or waiting for a reply, may take.
+    patience: Duration,
 }
 
 impl Link {
@@ -119,6 +91,16 @@ impl Link {
         Link {
             name,
             conn: RefCell::new(None),
+            patience: CONNECT_TIMEOUT,
+        }
+    }
+
+    /// A link that gives up on the server sooner: a lease holder's, whose every refresh
+    /// must end well within its lease.
+    fn impatient(name: RedisName, patience: Duration) -> Link {
+        Link {
+            patience: patience.min(CONNECT_TIMEOUT),
+            ..Link::new(name)
         }
     }
 
@@ -141,13 +123,13 @@ impl Link {
             let client =
                 Client::open(self.name.server().secret()).map_err(|e| self.unreachable(&e))?;
             let c = client
-                .get_connection_with_timeout(CONNECT_TIMEOUT)
+                .get_connection_with_timeout(self.patience)
                 .map_err(|e| self.unreachable(&e))?;
             *slot = Some(c);
         }
         let conn = slot.as_mut().expect("connected above");
         let _ = conn.set_read_timeout(Some(read_timeout));
-        let _ = conn.set_write_timeout(Some(CONNECT_TIMEOUT));
+        let _ = conn.set_write_timeout(Some(self.patience));
         match f(conn) {
             Ok(v) => Ok(v),
             Err(e)
@@ -176,7 +158,7 @@ impl Link {
     /// One call of the script: `op` with `args`; its reply as strings.
     fn call(&self, op: &str, lease: Duration, args: &[String]) -> Result<Vec<String>> {
         let prefix = self.name.prefix();
-        let reply: Vec<Value> = self.with(CONNECT_TIMEOUT, |c| {
+        let reply: Vec<Value> = self.with(self.patience, |c| {
             let mut inv = SCRIPT.key(&prefix);
             inv.arg(op).arg(ms(lease));
             for a in args {
@@ -560,7 +542,7 @@ impl Semaphore for RedisSem {
     ) -> Result<Box<dyn Lease>> {
         let (id, fence) = self.acquire(n, timeout, cancel, lease)?;
         Ok(Box::new(RedisLease {
-            link: Link::new(self.link.name.clone()),
+            link: Link::impatient(self.link.name.clone(), lease / 6),
             id,
             fence,
             lease,

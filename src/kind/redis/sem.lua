@@ -41,7 +41,8 @@ if op == 'init' then
   local v = ARGV[3]
   -- Fences start at the creation time in microseconds, so that a name made again (after
   -- a destroy, or a server that lost it) still hands out higher numbers than before.
-  redis.call('HSET', M, 'value', v, 'capacity', v, 'fence', now * 1000, 'created', now,
+  redis.call('HSET', M, 'value', v, 'capacity', v, 'fence', string.format('%.0f', now * 1000),
+    'created', now,
     'by', ARGV[4])
   return {'ok'}
 end
@@ -83,6 +84,12 @@ local function reap()
   end
 end
 
+-- The next fence number, as a string of digits (Lua would print a number this large in
+-- floating point).
+local function fence()
+  return string.format('%.0f', redis.call('HINCRBY', M, 'fence', 1))
+end
+
 -- Serve the queue from its head while the value allows: first come, first served, and a
 -- head that wants more than there is holds back everyone behind it.
 local quiet = nil
@@ -96,7 +103,7 @@ local function serve()
     if now < quiet then return end
     value = value - n
     redis.call('LPOP', Q)
-    local f = redis.call('HINCRBY', M, 'fence', 1)
+    local f = fence()
     redis.call('HSET', R, id, f)
     redis.call('ZADD', WE, now + ttl, id)
     redis.call('RPUSH', bell(id), f)
@@ -135,7 +142,7 @@ if op == 'take' or op == 'try' then
   serve()
   if redis.call('LLEN', Q) == 0 and value >= n and now >= (quiet or quiet_until()) then
     value = value - n
-    local f = redis.call('HINCRBY', M, 'fence', 1)
+    local f = fence()
     hold(id, n, l, f, ARGV[7], ARGV[8])
     save()
     return {'granted', tostring(f)}
