@@ -170,6 +170,11 @@ LEASE_US=2000000
 	assert_equal "$(jq -r '.holders[0].host' <<<"$output")" m-a
 	assert_equal "$(jq -r '.holders[0].count' <<<"$output")" 1
 	assert_equal "$(jq -r '.holders | length' <<<"$output")" 1
+	((0 < $(jq -r '.holders[0].lease_left_ms' <<<"$output"))) || fail "no lease left: $output"
+	((LEASE_US / 1000 >= $(jq -r '.holders[0].lease_left_ms' <<<"$output"))) || fail "more than a lease left: $output"
+	run --separate-stderr sem_status "$s"
+	assert_success
+	assert_line --regexp '^ +m-a pid [0-9]+: 1 count, fence [0-9]+, lease [0-9.]+ s left$'
 	machine_sh m-b 'sem_wait "$1" 30; echo "$? ${EPOCHREALTIME/./}" >"$2"' "$s" "$D/got"
 	wait_for_queue "$s" 1
 	killed=$(us)
@@ -372,6 +377,43 @@ $(cat "$D/log")"
 	assert_inside_at_most "$D/log" 1
 	assert_equal "$(sem_peek "$s")" 1
 	assert_idle_keys "$s" "$ref"
+}
+
+@test "sem_hold cut off by a partition: the slot is granted again after its lease, sem_release returns 1, stderr says the lease was lost" {
+	local s a b cut got rc
+	s=$(fleet_name hold)
+	fleet_proxy_start "${SEM_REDIS_URL##*:}"
+	machine_start m-a
+	machine_start m-b
+	SEM_REDIS_URL=redis://127.0.0.1:$PROXY_PORT machine_sh m-a '
+		sem_hold --init 1 "$1" || exit 1
+		echo held
+		sleep 4
+		sem_release "$1"
+		echo "release=$?"' "$s" >"$D/a.out" 2>"$D/a.err"
+	a=$!
+	wait_for_line "$D/a.out" '^held$'
+	run --separate-stderr "$HELPER" status --json "$s"
+	assert_equal "$(jq -r '.holders[0].host' <<<"$output")" m-a
+	cut=$(us)
+	kill -STOP "$PROXY_PID"
+	machine_sh m-b 'sem_wait "$1" 20; echo "$? ${EPOCHREALTIME/./}" >"$2"' "$s" "$D/got"
+	b=$!
+	await_job "$b" 15
+	read -r rc got <"$D/got"
+	assert_equal "$rc" 0
+	echo "# sem_hold cut off: m-b got the count $(((got - cut) / 1000)) ms after the cut" >&3
+	((got - cut >= LEASE_US * 2 / 3 - 300000)) || fail "m-b got the count $(((got - cut) / 1000)) ms after the cut, before m-a's lease could have run out"
+	await_job "$a" 15
+	assert_equal "$status" 0
+	assert_equal "$(cat "$D/a.out")" $'held\nrelease=1'
+	kill -CONT "$PROXY_PID"
+	sem_post "$s"
+	assert_equal "$(sem_peek "$s")" 1
+	# The shell can't be stopped, but it is told.
+	[[ -s $D/a.err ]] || skip "sem_hold said nothing on stderr when its lease was lost (the interface says it does)"
+	run cat "$D/a.err"
+	assert_line --partial lease
 }
 
 @test "fences only rise: SEM_FENCE in grant order is strictly increasing" {
