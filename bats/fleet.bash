@@ -169,6 +169,7 @@ fleet_server_start() {
 
 fleet_proxy_start() {
 	local target=$1 i
+	command -v python3 >/dev/null || skip "the partition proxy (tests/redis/proxy.py) needs python3"
 	mkdir -p "$(_fleet_dir)"
 	: >"$(_fleet_dir)/proxy.port"
 	python3 "$REDIS_PROXY" 0 "$target" >"$(_fleet_dir)/proxy.port" 2>"$(_fleet_dir)/proxy.err" 3>&- &
