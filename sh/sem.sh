@@ -450,10 +450,15 @@ _sem_holder() {
 _sem_run_held() {
 	local _sem_a=$1 _sem_b=$2 _sem_code=$3 _sem_name=$4 _sem_ack='' _sem_rc=0 _sem_early=0
 	shift 4
-	if _sem_answer "$_sem_b" && [[ $_sem_ack == ok ]]; then
+	if _sem_answer "$_sem_b" && [[ $_sem_ack == ok || $_sem_ack == "ok "* ]]; then
 		# As a normal call: under the caller's set -e a failure ends the shell here, and
-		# the holder sees the pipe's end and gives the count back.
-		_sem_run_cmd "$@"
+		# the holder sees the pipe's end and gives the count back. Under a lease (Redis)
+		# the answer is "ok FENCE", and the function sees SEM_FENCE, for its run only.
+		if [[ $_sem_ack == "ok "* ]]; then
+			SEM_FENCE=${_sem_ack#ok } _sem_run_cmd "$@"
+		else
+			_sem_run_cmd "$@"
+		fi
 		_sem_rc=$?
 		# Anything readable now is the end of file: the holder ended before we let it go.
 		if read -t 0 -u "$_sem_b"; then
@@ -464,6 +469,9 @@ _sem_run_held() {
 		if ((_sem_early)); then
 			case $_sem_name in
 			posix:*) builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count is lost (POSIX semaphores have no undo)" >&2 ;;
+			# The holder said itself that its lease was lost; as for a program, sem_run
+			# then returns 122.
+			redis:* | rediss:*) _sem_rc=122 ;;
 			*) builtin printf '%s\n' "sem_run: the holder of the count ended while the command ran; the count went back early" >&2 ;;
 			esac
 		fi
@@ -735,7 +743,7 @@ sem_hold() {
 	# gives up. Once it has answered, the holder keeps nothing of ours open.
 	_sem_free_fds _sem_r
 	eval "{ _sem_answer $_sem_r; } $_sem_r< <(_sem_holder shell \"\$1\")"
-	[[ $_sem_ack == ok ]]
+	[[ $_sem_ack == ok || $_sem_ack == "ok "* ]]
 }
 
 # sem_release NAME

@@ -248,6 +248,11 @@ impl HeldLease {
         HeldLease { keeper }
     }
 
+    /// The grant's fence number.
+    pub fn fence(&self) -> u64 {
+        self.keeper.lease.fence()
+    }
+
     /// How long until the next refresh is due.
     pub fn due_in(&self) -> Duration {
         self.keeper.next.saturating_duration_since(Instant::now())

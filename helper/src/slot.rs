@@ -333,7 +333,15 @@ fn take_and_hold(
     // and a shell that traps it keeps running the function, so its slot must stay held.
     signals::defer_stop_signals()?;
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "ok").and_then(|()| out.flush()).is_err() {
+    // Under a lease, the answer carries the grant's fence: `ok FENCE`.
+    let answer = match &lease {
+        Some(held) => format!("ok {}", held.fence()),
+        None => "ok".to_owned(),
+    };
+    if writeln!(out, "{answer}")
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         // Nobody reads our answer: the caller is gone.
         std::process::exit(RUN_FAILED.into());
     }

@@ -439,13 +439,15 @@ impl RedisSem {
         match r.first().map(String::as_str) {
             Some("granted") => return Ok((id, granted(&r).unwrap_or(0))),
             Some("busy") => return Err(name.error(ErrorKind::WouldBlock, "would block")),
-            Some("capacity") => return Err(name.error(
-                ErrorKind::OutOfRange,
-                format!(
+            Some("capacity") => {
+                return Err(name.error(
+                    ErrorKind::OutOfRange,
+                    format!(
                     "asks for {n} counts, but the semaphore holds at most {} (its initial value)",
                     r.get(1).map_or("?", String::as_str)
                 ),
-            )),
+                ))
+            }
             Some("queued") => {}
             _ => return Err(self.link.missing("open")),
         }

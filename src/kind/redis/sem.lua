@@ -105,7 +105,10 @@ local function serve()
     redis.call('LPOP', Q)
     local f = fence()
     redis.call('HSET', R, id, f)
-    redis.call('ZADD', WE, now + ttl, id)
+    -- A live waiter claims at once (its bell rings); give it a third of its heartbeat
+    -- for that, but never extend a deadline a dead waiter has already earned.
+    local due = tonumber(redis.call('ZSCORE', WE, id) or 0)
+    redis.call('ZADD', WE, math.max(due, now + math.floor(ttl / 3)), id)
     redis.call('RPUSH', bell(id), f)
     redis.call('PEXPIRE', bell(id), ttl)
   end
