@@ -29,7 +29,7 @@ HELPER  := target/release/semctl-helper
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps deps-redis venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -43,7 +43,7 @@ build:
 $(HELPER): build
 
 # Debian's packages for the suites; installed only when missing.
-deps:
+deps: deps-redis
 	@missing=""; \
 	command -v bats >/dev/null 2>&1 || missing="$$missing bats"; \
 	[ -f /usr/lib/bats/bats-support/load.bash ] || missing="$$missing bats-support"; \
@@ -55,6 +55,29 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# redis-server for the Redis contract run and bats/fleet.bats, which start their own
+# servers on free loopback ports (tests/redis/server.sh), and jq, which reads the
+# helper's status --json there. Debian's redis-server starts a system service on 6379
+# when it can; the tests never use it, so it is stopped and disabled after the install.
+deps-redis:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null 2>&1 || missing="$$missing redis-tools"; \
+	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null || exit 1; \
+		case $$missing in *redis-server*) \
+			if [ -d /run/systemd/system ]; then \
+				$(SUDO) systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+			else \
+				$(SUDO) service redis-server stop >/dev/null 2>&1 || true; \
+				$(SUDO) update-rc.d redis-server disable >/dev/null 2>&1 || true; \
+			fi;; \
+		esac; \
 	fi
 
 # The interop suites run their peers from private folders, made here only when missing:
@@ -90,7 +113,7 @@ node-test:
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh .ci/run
+	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh tests/redis/*.sh .ci/run
 
 cargo-test: build
 	$(CARGO) $(STATIC) test $(TARGET) --release --locked -p sem -p semctl-helper
@@ -105,11 +128,24 @@ bats: build deps venv node-test
 		bats bats/; \
 	fi
 
+# The fleet tests alone (bats/fleet.bats; `make bats` runs them too): simulated machines
+# sharing semaphores on Redis servers that the file starts and stops itself. They need
+# root (namespaces) and skip otherwise.
+.PHONY: bats-fleet
+bats-fleet: build deps
+	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
+		SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats --timing bats/fleet.bats; \
+	else \
+		bats --timing bats/fleet.bats; \
+	fi
+
 # The contract suites (bats/contract/): what every kind of semaphore promises, run once
 # per kind in KINDS (SEM_TEST_KIND): System V as root in a private IPC namespace, as the
-# bats target runs it, then POSIX (/dev/shm is no IPC namespace's). Every kind runs, even
-# after one fails; the target fails if any did.
-KINDS ?= sysv posix
+# bats target runs it, then POSIX (/dev/shm is no IPC namespace's), then Redis, on a
+# server of its own (tests/redis/server.sh with: a free loopback port, stopped by pid
+# however the run ends). Every kind runs, even after one fails; the target fails if any
+# did.
+KINDS ?= sysv posix redis
 
 bats-contract: build deps
 	@failed=''; \
@@ -117,6 +153,8 @@ bats-contract: build deps
 		echo "bats-contract: SEM_TEST_KIND=$$kind"; \
 		if [ "$$kind" = sysv ] && [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
 			SEM_TEST_KIND=$$kind SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/contract/ || failed="$$failed $$kind"; \
+		elif [ "$$kind" = redis ]; then \
+			SEM_TEST_KIND=$$kind tests/redis/server.sh with bats bats/contract/ || failed="$$failed $$kind"; \
 		else \
 			SEM_TEST_KIND=$$kind bats bats/contract/ || failed="$$failed $$kind"; \
 		fi; \

@@ -4,6 +4,8 @@
 #
 #   SEM_TEST_KIND=sysv   (the default) System V sets, named by a path under the test's $D
 #   SEM_TEST_KIND=posix  POSIX named semaphores, posix:/NAME (/dev/shm/sem.NAME)
+#   SEM_TEST_KIND=redis  Redis semaphores, redis:NAME, on the server in SEM_REDIS_URL
+#                        (make bats-contract starts one with tests/redis/server.sh)
 #
 # sem_name BASE           this test's name for BASE
 # waiters_of NAME         the blocked waiters, if the kind can tell; else empty
@@ -18,17 +20,27 @@ export REPO_ROOT
 HELPER=$REPO_ROOT/target/release/semctl-helper
 export HELPER
 
+# shellcheck source=bats/redis.bash
+source "$REPO_ROOT/bats/redis.bash"
+
 SEM_TEST_KIND=${SEM_TEST_KIND:-sysv}
 case $SEM_TEST_KIND in
 sysv | posix) ;;
+redis)
+	if [[ ${SEM_REDIS_URL:-} != redis://* ]]; then
+		echo "SEM_TEST_KIND=redis needs SEM_REDIS_URL=redis://HOST:PORT, a server the tests may write to (tests/redis/server.sh with CMD... starts one)" >&2
+		exit 1
+	fi
+	export SEM_REDIS_URL
+	;;
 *)
-	echo "SEM_TEST_KIND must be sysv or posix, not '$SEM_TEST_KIND'" >&2
+	echo "SEM_TEST_KIND must be sysv, posix or redis, not '$SEM_TEST_KIND'" >&2
 	exit 1
 	;;
 esac
 export SEM_TEST_KIND
 
-# The POSIX names of this test: unique per bats run and test, so that runs side by side
+# The POSIX and Redis names of this test: unique per bats run and test, so that runs side by side
 # (and the other kind's run) never meet, and the teardown finds every one.
 _kind_prefix() {
 	echo "st-${BATS_ROOT_PID}-${BATS_SUITE_TEST_NUMBER}-"
@@ -39,6 +51,7 @@ sem_name() {
 	case $SEM_TEST_KIND in
 	sysv) echo "$D/$1" ;;
 	posix) echo "posix:/$(_kind_prefix)$1" ;;
+	redis) echo "redis:$(_kind_prefix)$1" ;;
 	esac
 }
 
@@ -46,7 +59,7 @@ sem_name() {
 value_max() {
 	case $SEM_TEST_KIND in
 	sysv) echo 32767 ;;
-	posix) echo 2147483647 ;;
+	posix | redis) echo 2147483647 ;;
 	esac
 }
 
@@ -58,6 +71,7 @@ value_max() {
 require_capability() {
 	case $SEM_TEST_KIND:$1 in
 	sysv:relax | sysv:atomic_post_n | sysv:take_n | sysv:waiters) ;;
+	redis:relax | redis:atomic_post_n | redis:take_n | redis:waiters) ;;
 	posix:relax) skip "posix semaphores can't count their waiters, so there is no relax" ;;
 	posix:atomic_post_n) skip "posix has no atomic post of N: sem_post(3) adds one at a time" ;;
 	posix:take_n) skip "posix has no atomic take of N counts" ;;
@@ -67,11 +81,12 @@ require_capability() {
 }
 
 # waiters_of NAME: how many processes are blocked on NAME, if the kind can tell (System V:
-# the kernel's count); empty otherwise.
+# the kernel's count; Redis: the length of the queue, from status --json); empty otherwise.
 waiters_of() {
 	case $SEM_TEST_KIND in
 	sysv) waiters "$1" ;;
 	posix) echo '' ;;
+	redis) "$HELPER" status --json "$1" 2>/dev/null | jq -r '.waiters // empty' ;;
 	esac
 }
 
@@ -87,13 +102,21 @@ _kind_sleepers() {
 }
 
 # wait_for_blocked NAME N [SECONDS]: poll until N processes are blocked on NAME: the
-# kernel's waiter count for System V; for POSIX, which can't count its waiters, until N
+# kernel's waiter count for System V, the queue's length for Redis; for POSIX, which can't count its waiters, until N
 # helpers waiting for NAME are asleep, then a short settle (asleep may still be on the
 # way into sem_timedwait).
 wait_for_blocked() {
 	local name=$1 n=$2 limit=${3:-10} i
 	case $SEM_TEST_KIND in
 	sysv) wait_for_waiters "$name" "$n" "$limit" ;;
+	redis)
+		for ((i = 0; i < limit * 50; i++)); do
+			[[ $(waiters_of "$name") == "$n" ]] && return 0
+			sleep 0.02
+		done
+		echo "expected $n waiters queued on $name, have $(waiters_of "$name")" >&2
+		return 1
+		;;
 	posix)
 		for ((i = 0; i < limit * 50; i++)); do
 			if [[ $(_kind_sleepers "$name") == "$n" ]]; then
@@ -109,13 +132,15 @@ wait_for_blocked() {
 }
 
 # The teardown: test_helper's (jobs, records, the kernel-set leak check), then for POSIX
-# every /dev/shm/sem.st-ROOTPID-TEST-* this test made: destroyed through the helper, and
-# anything the helper could not remove is a leak: removed, and the test fails.
+# every /dev/shm/sem.st-ROOTPID-TEST-* this test made, for Redis every name
+# st-ROOTPID-TEST-* with keys on the server: destroyed through the helper, and anything
+# the helper could not remove is a leak: removed, and the test fails.
 eval "_kind_base_teardown() $(declare -f teardown | tail -n +2)"
 teardown() {
 	local rc=0 f left=''
 	_kind_base_teardown || rc=$?
-	if [[ $SEM_TEST_KIND == posix ]]; then
+	case $SEM_TEST_KIND in
+	posix)
 		for f in /dev/shm/sem."$(_kind_prefix)"*; do
 			[[ -e $f || -L $f ]] || continue
 			"$HELPER" destroy "posix:/${f#/dev/shm/sem.}" >/dev/null 2>&1 || true
@@ -129,6 +154,14 @@ teardown() {
 			echo "leaked POSIX semaphores (the helper's destroy left them):$left" >&2
 			rc=1
 		fi
-	fi
+		;;
+	redis)
+		left=$(redis_clean "$(_kind_prefix)")
+		if [[ -n $left ]]; then
+			echo "leaked Redis keys (the helper's destroy left them): ${left//$'\n'/ }" >&2
+			rc=1
+		fi
+		;;
+	esac
 	return "$rc"
 }
