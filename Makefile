@@ -6,6 +6,7 @@
 #   make bench      the benchmarks: docs/BENCH.md and docs/bench.svg
 #   make fuzz       the fuzz targets, FUZZ_SECONDS each
 #   make demo       8 jobs throttled through a semaphore of 3 slots
+#   make demo-fleet 8 jobs on 3 simulated runners through 2 Redis slots, one runner killed
 #   make install    PREFIX=/usr/local DESTDIR= (the helper and sem.sh in BINDIR, man pages
 #                   and bash, zsh and fish completions under DATADIR)
 PREFIX  ?= /usr/local
@@ -29,7 +30,7 @@ HELPER  := target/release/semctl-helper
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps deps-redis venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps deps-redis venv node-test lint cargo-test bats bats-contract demo demo-fleet install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -165,6 +166,10 @@ test: deps build cargo-test lint bats bats-contract bench-smoke
 
 demo: build
 	bash demo/throttle.sh
+
+# As root (each runner gets its own namespaces), with redis-server (deps-redis).
+demo-fleet: build deps-redis
+	bash demo/fleet.sh
 
 install: build
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/semctl-helper
