@@ -193,10 +193,11 @@ clean:
 	$(CARGO) clean
 
 # Benchmarks (bench/run.sh): sem against the spawn floor, flock and GNU parallel's sem,
-# all in one interleaved run. `bench` installs gnuplot-nox, parallel and time if missing
-# and writes docs/BENCH.md and docs/bench.svg (about 3 minutes); `bench-smoke` checks in
-# under 30 s that the benchmark runs and the ratios stay within generous bounds.
-bench: build
+# all in one interleaved run, then Redis names against System V. `bench` installs
+# gnuplot-nox, parallel and time if missing (redis-server through deps-redis) and writes
+# docs/BENCH.md and docs/bench.svg (about 4 minutes); `bench-smoke` checks in under 30 s
+# that the benchmark runs and the ratios stay within generous bounds.
+bench: build deps-redis
 	bash bench/run.sh
 
 bench-smoke: build
