@@ -236,10 +236,14 @@ fuzz:
 # SIGSTOP/SIGCONT against sem_run and wait/post workers for STRESS_SECONDS, then the
 # long load run: 2000 sleeping waiters, and 8 workers x 5000 rounds through one slot
 # (a few minutes). Prints each run's summary. `make test` runs short versions of both.
+# Then stress/chaos-redis.sh: 3 simulated machines on one Redis name for
+# REDIS_STRESS_SECONDS, with holders, commands, waiters and client connections killed.
 STRESS_SECONDS ?= 600
+REDIS_STRESS_SECONDS ?= 60
 
 stress: build deps
 	bash stress/chaos.sh $(STRESS_SECONDS)
+	bash stress/chaos-redis.sh $(REDIS_STRESS_SECONDS)
 	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
 		SEM_LOAD_WAITERS=2000 SEM_LOAD_ROUNDS=5000 SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats --timing bats/load.bats; \
 	else \
