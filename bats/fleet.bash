@@ -48,6 +48,15 @@ fleet_setup_file() {
 	local port
 	port=$("$REDIS_SERVER" start "$BATS_FILE_TMPDIR/redis") || return 1
 	export SEM_REDIS_URL=redis://127.0.0.1:$port
+	# A fresh server grants nothing for a lease after its start (quiet start, timed by
+	# its uptime in whole seconds); wait that out once here, so that the timings of the
+	# tests, whichever runs first, are not stretched by it.
+	export SEM_LEASE=2
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(($(redis-cli -p "$port" info server | tr -d '\r' | sed -n 's/^uptime_in_seconds://p') > SEM_LEASE)) && return 0
+		sleep 0.1
+	done
 }
 
 fleet_teardown_file() {
@@ -161,6 +170,7 @@ fleet_server_start() {
 fleet_proxy_start() {
 	local target=$1 i
 	mkdir -p "$(_fleet_dir)"
+	: >"$(_fleet_dir)/proxy.port"
 	python3 "$REDIS_PROXY" 0 "$target" >"$(_fleet_dir)/proxy.port" 2>"$(_fleet_dir)/proxy.err" 3>&- &
 	PROXY_PID=$!
 	echo "$PROXY_PID" >>"$(_fleet_dir)/proxies"
@@ -169,7 +179,7 @@ fleet_proxy_start() {
 		[[ -n $PROXY_PORT ]] && return 0
 		sleep 0.01
 	done
-	fail "the proxy did not start: $(cat "$(_fleet_dir)/proxy.err")"
+	fail "the proxy did not start within 5 s: $(cat "$(_fleet_dir)/proxy.err")"
 }
 
 # fleet_teardown: every machine killed, proxies ended (woken first if stopped), the leak
@@ -215,13 +225,16 @@ setup() {
 	export SEM_LEASE=2
 	# job ID SECONDS: a command for sem_run that marks its start (with SEM_FENCE) and its
 	# stop in $LOG, and its stop too when it is told to stop (SIGTERM).
+	# With a FIFO $D/ID.alive (watch_end ID), it holds it open while it lives, so that
+	# even its death by SIGKILL, which leaves no mark, is seen at once.
 	cat >"$D/job" <<'JOB'
 #!/usr/bin/env bash
 ID=$1
 mark() { echo "$1 $HOSTNAME $ID ${EPOCHREALTIME/./} ${SEM_FENCE:-}" >>"$LOG"; }
 trap 'mark stop; exit 143' TERM
+[[ -p ${LOG%/*}/$ID.alive ]] && exec 9>"${LOG%/*}/$ID.alive"
 mark start
-sleep "$2" &
+sleep "$2" 9>&- &
 wait $!
 mark stop
 JOB
@@ -241,6 +254,35 @@ await_job() {
 		sleep 0.02
 	done
 	fail "job $pid still running after $limit s"
+}
+
+# watch_end ID: before job ID starts, a FIFO it will hold open while it lives and a
+# watcher that writes to $D/ID.end the microsecond at which it closed (the job ended,
+# however: SIGKILL included).
+watch_end() {
+	mkfifo "$D/$1.alive"
+	(
+		exec <"$D/$1.alive"
+		cat >/dev/null
+		echo "${EPOCHREALTIME/./}" >"$D/$1.end"
+	) 3>&- &
+}
+
+# end_of ID [SECONDS]: the microsecond job ID ended (watch_end), waiting for it.
+end_of() {
+	wait_for_file "$D/$1.end" "${2:-5}" || fail "job $1 has not ended"
+	cat "$D/$1.end"
+}
+
+# log_end ID: add job ID's stop mark to $D/log at its end (end_of) if it left none (it
+# was killed), so that max_inside sees it leave.
+log_end() {
+	local end host
+	end=$(end_of "$1") || return 1
+	if ! awk -v j="$1" '$1 == "stop" && $3 == j { found = 1 } END { exit !found }' "$D/log"; then
+		host=$(awk -v j="$1" '$1 == "start" && $3 == j { print $2; exit }' "$D/log")
+		echo "stop $host $1 $end killed" >>"$D/log"
+	fi
 }
 
 # us: now, in microseconds.

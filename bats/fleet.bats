@@ -170,6 +170,11 @@ LEASE_US=2000000
 	assert_equal "$(jq -r '.holders[0].host' <<<"$output")" m-a
 	assert_equal "$(jq -r '.holders[0].count' <<<"$output")" 1
 	assert_equal "$(jq -r '.holders | length' <<<"$output")" 1
+	((0 < $(jq -r '.holders[0].lease_left_ms' <<<"$output"))) || fail "no lease left: $output"
+	((LEASE_US / 1000 >= $(jq -r '.holders[0].lease_left_ms' <<<"$output"))) || fail "more than a lease left: $output"
+	run --separate-stderr sem_status "$s"
+	assert_success
+	assert_line --regexp '^ +m-a pid [0-9]+: 1 count, fence [0-9]+, lease [0-9.]+ s left$'
 	machine_sh m-b 'sem_wait "$1" 30; echo "$? ${EPOCHREALTIME/./}" >"$2"' "$s" "$D/got"
 	wait_for_queue "$s" 1
 	killed=$(us)
@@ -274,8 +279,8 @@ EOF
 	assert_equal "$(queue_length "$s")" 0
 }
 
-@test "the server restarted without its data: holders stop their commands (122) before anyone is admitted again" {
-	local s m p a b first_new last_stop
+@test "the server restarted without its data: holders stop their commands (122) before anyone is admitted again; fences still rise" {
+	local s m p a b first_new last_stop fence_old fence_new restarted
 	local -a pids=()
 	fleet_server_start "$BATS_TEST_TMPDIR/none"
 	export SEM_REDIS_URL=redis://127.0.0.1:$FLEET_PORT
@@ -283,14 +288,17 @@ EOF
 	for m in m-a m-b m-c m-d m-e; do
 		machine_start "$m"
 	done
+	watch_end m-a
 	machine_sh m-a 'sem_run --init 2 "$1" "$2" "$0" 60' "$s" "$D/job" 2>"$D/m-a.err"
 	a=$!
+	watch_end m-b
 	machine_sh m-b 'sem_run --init 2 "$1" "$2" "$0" 60' "$s" "$D/job" 2>"$D/m-b.err"
 	b=$!
 	wait_for_line "$D/log" '^start m-a '
 	wait_for_line "$D/log" '^start m-b '
 	"$REDIS_SERVER" kill9 "$BATS_TEST_TMPDIR/none"
 	"$REDIS_SERVER" restart "$BATS_TEST_TMPDIR/none"
+	restarted=$(us)
 	# The name is gone with the data: it must be created again.
 	run --separate-stderr sem_peek "$s"
 	assert_failure
@@ -312,23 +320,32 @@ EOF
 		await_job "$p" 30
 		assert_equal "$status" 0
 	done
-	assert_equal "$(grep -c '^stop ' "$D/log")" 5
+	assert_equal "$(grep -c '^stop m-[cde] ' "$D/log")" 3
+	log_end m-a
+	log_end m-b
 	assert_inside_at_most "$D/log" 2
-	# Nobody is admitted before both cut-off holders stopped.
-	last_stop=$(awk '$1 == "stop" && ($2 == "m-a" || $2 == "m-b") { print $4 }' "$D/log" | sort -n | tail -n 1)
+	# Nobody is admitted before both cut-off holders' commands are gone (stopped by
+	# SIGTERM, or killed).
+	last_stop=$(printf '%s\n' "$(end_of m-a)" "$(end_of m-b)" | sort -n | tail -n 1)
 	first_new=$(awk '$1 == "start" && $2 != "m-a" && $2 != "m-b" { print $4 }' "$D/log" | sort -n | head -n 1)
+	echo "# restart without data: cut-off holders gone $(((last_stop - restarted) / 1000)) ms after the restart, first newcomer in after $(((first_new - restarted) / 1000)) ms" >&3
 	((first_new > last_stop)) || fail "a newcomer started $(((last_stop - first_new) / 1000)) ms before the last cut-off holder stopped; log:
 $(cat "$D/log")"
+	# Fences kept rising although the server forgot the last one.
+	fence_old=$(awk '$1 == "start" && ($2 == "m-a" || $2 == "m-b") { print $5 }' "$D/log" | sort -n | tail -n 1)
+	fence_new=$(awk '$1 == "start" && $2 != "m-a" && $2 != "m-b" { print $5 }' "$D/log" | sort -n | head -n 1)
+	((fence_new > fence_old)) || fail "fence $fence_new granted after the restart is not above $fence_old, granted before"
 	assert_equal "$(sem_peek "$s")" 2
 }
 
 @test "a partition (proxy stopped): the cut-off holder stops its command before another machine gets its slot" {
-	local s ref a b stopped_a started_b cut
+	local s ref a b stopped_a started_b cut left expiry
 	s=$(fleet_name part)
 	ref=$(idle_reference)
 	fleet_proxy_start "${SEM_REDIS_URL##*:}"
 	machine_start m-a
 	machine_start m-b
+	watch_end m-a
 	SEM_REDIS_URL=redis://127.0.0.1:$PROXY_PORT machine_sh m-a 'sem_run --init 1 "$1" "$2" "$0" 60' "$s" "$D/job" 2>"$D/m-a.err"
 	a=$!
 	wait_for_line "$D/log" '^start m-a '
@@ -337,6 +354,9 @@ $(cat "$D/log")"
 	wait_for_queue "$s" 1
 	cut=$(us)
 	kill -STOP "$PROXY_PID"
+	# No refresh gets through any more: m-a's lease ends on the server at expiry.
+	left=$("$HELPER" status --json "$s" | jq '.holders[0].lease_left_ms')
+	expiry=$(($(us) + left * 1000))
 	await_job "$a" 15
 	assert_equal "$status" 122
 	run cat "$D/m-a.err"
@@ -345,14 +365,55 @@ $(cat "$D/log")"
 	await_job "$b" 15
 	assert_equal "$status" 0
 	kill -CONT "$PROXY_PID"
-	stopped_a=$(time_of "$D/log" stop m-a)
+	# When m-a's command was gone (stopped by SIGTERM, or killed), and m-b's began.
+	stopped_a=$(end_of m-a)
 	started_b=$(time_of "$D/log" start m-b)
-	[[ -n $stopped_a ]] || fail "m-a's command has no stop mark; log: $(cat "$D/log")"
-	echo "# partition: m-a's command stopped $(((stopped_a - cut) / 1000)) ms after the cut, m-b started $(((started_b - cut) / 1000)) ms after it" >&3
+	echo "# partition: m-a's command ended $(((stopped_a - cut) / 1000)) ms after the cut, $(((expiry - stopped_a) / 1000)) ms before its lease ran out on the server; m-b started $(((started_b - cut) / 1000)) ms after the cut" >&3
+	# Stopped before the server could grant its count again, not merely before m-b came
+	# to ask (a waiter shows itself only every lease/3).
+	((stopped_a < expiry)) || fail "m-a's command ended $(((stopped_a - expiry) / 1000)) ms after its lease ran out on the server"
 	((stopped_a < started_b)) || fail "m-b started $(((stopped_a - started_b) / 1000)) ms before the cut-off m-a stopped"
+	log_end m-a
 	assert_inside_at_most "$D/log" 1
 	assert_equal "$(sem_peek "$s")" 1
 	assert_idle_keys "$s" "$ref"
+}
+
+@test "sem_hold cut off by a partition: the slot is granted again after its lease, sem_release returns 1, stderr says the lease was lost" {
+	local s a b cut got rc
+	s=$(fleet_name hold)
+	fleet_proxy_start "${SEM_REDIS_URL##*:}"
+	machine_start m-a
+	machine_start m-b
+	SEM_REDIS_URL=redis://127.0.0.1:$PROXY_PORT machine_sh m-a '
+		sem_hold --init 1 "$1" || exit 1
+		echo held
+		sleep 4
+		sem_release "$1"
+		echo "release=$?"' "$s" >"$D/a.out" 2>"$D/a.err"
+	a=$!
+	wait_for_line "$D/a.out" '^held$'
+	run --separate-stderr "$HELPER" status --json "$s"
+	assert_equal "$(jq -r '.holders[0].host' <<<"$output")" m-a
+	cut=$(us)
+	kill -STOP "$PROXY_PID"
+	machine_sh m-b 'sem_wait "$1" 20; echo "$? ${EPOCHREALTIME/./}" >"$2"' "$s" "$D/got"
+	b=$!
+	await_job "$b" 15
+	read -r rc got <"$D/got"
+	assert_equal "$rc" 0
+	echo "# sem_hold cut off: m-b got the count $(((got - cut) / 1000)) ms after the cut" >&3
+	((got - cut >= LEASE_US * 2 / 3 - 300000)) || fail "m-b got the count $(((got - cut) / 1000)) ms after the cut, before m-a's lease could have run out"
+	await_job "$a" 15
+	assert_equal "$status" 0
+	assert_equal "$(cat "$D/a.out")" $'held\nrelease=1'
+	kill -CONT "$PROXY_PID"
+	sem_post "$s"
+	assert_equal "$(sem_peek "$s")" 1
+	# The shell can't be stopped, but it is told.
+	[[ -s $D/a.err ]] || skip "sem_hold said nothing on stderr when its lease was lost (the interface says it does)"
+	run cat "$D/a.err"
+	assert_line --partial lease
 }
 
 @test "fences only rise: SEM_FENCE in grant order is strictly increasing" {

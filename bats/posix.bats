@@ -197,57 +197,6 @@ no_helper_left() {
 	sem_destroy "$A"
 }
 
-@test "redis://h/x and redis:x: exit 8 'not supported yet' for every subcommand (sem.sh 1)" {
-	local n c
-	for n in redis://h/x redis:x; do
-		for c in "init $n 1" "post $n" "wait $n" "wait $n 0" "trywait $n" "peek $n" \
-			"destroy $n" "relax $n" "status $n" "status --json $n" "follow $n" \
-			"release $n" "hold $n" "run $n -- touch $D/ran"; do
-			# shellcheck disable=SC2086 # one word per argument
-			run --separate-stderr timeout 5 "$HELPER" $c </dev/null
-			if [[ $c == hold* ]]; then
-				assert_failure 8
-				assert_output "no 8"
-				assert_stderr_one_line
-			elif [[ $c == run* ]]; then
-				assert_failure 125
-				assert_one_line_stderr
-			else
-				assert_failure 8
-				assert_one_line_stderr
-			fi
-			[[ $stderr == "semctl-helper: ${c%% *}: semaphores on Redis (redis://HOST/NAME, redis:NAME) are not supported yet" ]] ||
-				fail "$c: $stderr"
-		done
-		for c in "sem_init $n 1" "sem_post $n" "sem_wait $n 0" "sem_trywait $n" "sem_peek $n" \
-			"sem_destroy $n" "sem_relax $n" "sem_status $n" "sem_follow $n" "sem_hold $n" \
-			"sem_release $n"; do
-			# shellcheck disable=SC2086 # one word per argument
-			lib $c
-			assert_failure 1
-			assert_output ""
-		done
-		lib sem_run "$n" touch "$D/ran"
-		assert_failure 125
-		assert_one_line_stderr
-	done
-	[[ ! -e $D/ran ]] || fail "run ran PROGRAM"
-	[[ ! -e redis:x && ! -e $HOME/redis:x ]] || fail "a file was made"
-}
-
-@test "list and prune of redis: names: exit 8 'not supported yet', as for every subcommand" {
-	local n c
-	for n in redis://h/x redis:x redis:; do
-		for c in list "list --json" prune; do
-			# shellcheck disable=SC2086 # one word per argument
-			helper $c "$n"
-			assert_failure 8
-			assert_one_line_stderr
-			[[ $stderr == *"not supported yet"* ]] || fail "$c $n: $stderr"
-		done
-	done
-}
-
 # --- a shared /dev/shm -----------------------------------------------------------------
 
 @test "a symlink at /dev/shm/sem.NAME is refused, never followed: the target is untouched" {

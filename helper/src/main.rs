@@ -12,6 +12,7 @@ mod report;
 mod signals;
 mod slot;
 mod sys;
+mod title;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -182,7 +183,9 @@ fn name(arg: &OsString) -> sem::Result<Name> {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let matches = match cli::command().try_get_matches() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    title::hide_passwords(&args);
+    let matches = match cli::command().try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
             use clap::error::ErrorKind as K;

@@ -131,3 +131,30 @@ pub fn die_with_us_and_mask(cmd: &mut std::process::Command, mask: nix::sys::sig
         });
     }
 }
+
+/// Overwrite `len` bytes of our own command line, `offset` bytes into it, with `*`: what
+/// /proc/PID/cmdline, and so ps(1), shows. Does nothing when the range isn't inside it
+/// (the kernel's `arg_start..arg_end`, read from /proc/self/stat) or that can't be read.
+pub fn blank_command_line(offset: usize, len: usize) {
+    let Some((start, end)) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The fields after the command's name, from the 3rd: arg_start is the 48th,
+            // arg_end the 49th.
+            let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
+            Some((f.get(45)?.parse::<usize>().ok()?, f.get(46)?.parse::<usize>().ok()?))
+        })
+    else {
+        return;
+    };
+    let Some(stop) = offset.checked_add(len).and_then(|o| o.checked_add(start)) else {
+        return;
+    };
+    if stop > end {
+        return;
+    }
+    // SAFETY: the range lies inside our command line's memory, which the kernel mapped
+    // writable for us, as checked above; Rust holds no reference into it (std copies the
+    // arguments when they are read).
+    unsafe { std::ptr::write_bytes((start + offset) as *mut u8, b'*', len) }
+}

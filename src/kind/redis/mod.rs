@@ -105,6 +105,15 @@ impl Link {
     }
 
     fn unreachable(&self, e: &::redis::RedisError) -> Error {
+        if e.kind() == ::redis::ErrorKind::AuthenticationFailed {
+            return self.name.error(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{} refused our user or password (authentication failed)",
+                    self.name.server().shown()
+                ),
+            );
+        }
         self.name.error(
             ErrorKind::Unreachable,
             format!("cannot reach {}: {e}", self.name.server().shown()),
