@@ -1036,6 +1036,11 @@ EOF2
 		done
 		cat <<EOF2
 
+Redis against System V, paired by round: the sem.sh pair costs $(fmt 2 "$(redis_ratio rlib slib)")×, the helper pair
+$(fmt 2 "$(redis_ratio rhelper shelper)")×$( ((has_run)) && echo ", \`sem_run X /bin/true\` $(fmt 2 "$(redis_ratio rrun srun)")×") the System V one.
+EOF2
+		cat <<EOF2
+
 Wake-up: a waiter runs \`sem_wait X\` in a subshell; the poster waits until it is queued
 (for Redis, \`redis-cli LLEN\` of the name's queue; for System V, the kernel's ncount),
 then runs \`sem_post X\`; the waiter's shell records \`\$EPOCHREALTIME\` when sem_wait
