@@ -70,9 +70,24 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sem-demo-fleet.XXXXXX")
 log=$work/log
 : >"$log"
 runner_pids=()
+# runner_init UNSHARE_PID: the runner's first process, the child of its unshare that runs
+# fleet.sh --runner (SIGKILL to it kills every process of the runner at once).
+runner_init() {
+	local c kids=()
+	{ read -ra kids <"/proc/$1/task/$1/children"; } 2>/dev/null
+	for c in "${kids[@]}"; do
+		if [[ $(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null) == *' --runner '* ]]; then
+			echo "$c"
+			return 0
+		fi
+	done
+	return 1
+}
 cleanup() {
-	local p
-	for p in "${runner_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	local p init
+	for p in "${runner_pids[@]}"; do
+		if init=$(runner_init "$p"); then kill -9 "$init" 2>/dev/null || true; fi
+	done
 	wait 2>/dev/null || true
 	[[ -z ${SEM_REDIS_URL:-} ]] || "$H" destroy "$DEMO_NAME" 2>/dev/null || true
 	"$root/tests/redis/server.sh" stop "$work/redis" || true
@@ -128,10 +143,10 @@ grep -q '^[0-9.]* start 3 ' "$log" || {
 }
 sleep 1
 left=$("$H" status --json "$DEMO_NAME" 2>/dev/null | sed -n 's/.*"host":"runner-c","pid":[0-9]*,"fence":[0-9]*,"count":[0-9]*,"lease_left_ms":\([0-9]*\).*/\1/p') || true
-# The runner's first process: the child of its unshare that runs fleet.sh --runner.
-for c_init in $(<"/proc/$c_unshare/task/$c_unshare/children"); do
-	[[ $(tr '\0' ' ' <"/proc/$c_init/cmdline") == *' --runner '* ]] && break
-done
+c_init=$(runner_init "$c_unshare") || {
+	echo "demo-fleet FAILED: runner-c is gone" >&2
+	exit 1
+}
 killed_at=$EPOCHREALTIME
 printf '%s end 3 runner-c\n' "$killed_at" >>"$log"
 # SIGKILL to the first process of a PID namespace kills every process in it at once.

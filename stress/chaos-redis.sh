@@ -153,9 +153,32 @@ export SEM_REDIS_URL=redis://127.0.0.1:$PORT SEM_LEASE=$LEASE
 export CHAOS_DIR=$DIR CHAOS_NAME=redis:chaos-$$
 rcli() { redis-cli -p "$PORT" "$@"; }
 
+# machine_init UNSHARE_PID: the first process of that machine's namespaces (SIGKILL to
+# it kills every process of the machine).
+machine_init() {
+	local c kids=()
+	{ read -ra kids <"/proc/$1/task/$1/children"; } 2>/dev/null
+	for c in "${kids[@]}"; do
+		if [[ $(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null) == *' --machine '* ]]; then
+			echo "$c"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# machine_kill UNSHARE_PID: every process of that machine, at once.
+machine_kill() {
+	local init
+	init=$(machine_init "$1") && kill -9 "$init" 2>/dev/null
+	kill -9 "$1" 2>/dev/null
+}
+
 cleanup() {
 	local p
-	for p in "${MACHINE_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${MACHINE_PIDS[@]}"; do
+		machine_kill "$p"
+	done
 	wait 2>/dev/null
 	"$SERVER" stop "$DIR/redis"
 	if [[ ${CHAOS_KEEP:-} == 1 ]]; then
@@ -302,7 +325,7 @@ for p in "${MACHINE_PIDS[@]}"; do
 	done
 	if kill -0 "$p" 2>/dev/null; then
 		fail "machine (unshare pid $p) still running 30 s after the stop"
-		kill -9 "$p"
+		machine_kill "$p"
 	fi
 done
 wait "${MACHINE_PIDS[@]}" 2>/dev/null
