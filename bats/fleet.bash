@@ -23,8 +23,14 @@
 #                             teardown; sets PROXY_PID and PROXY_PORT
 # fleet_name BASE             this test's Redis name for BASE (redis:NAME: the server in
 #                             SEM_REDIS_URL)
-# The teardown kills every machine and proxy, stops the test's servers, and fails the
-# test if any key of its names is left on the file's server once they are destroyed.
+# The jobs' log and its checks: $D/job ID SECONDS (a command for sem_run that marks its
+# start, with SEM_FENCE, and its stop), watch_end/end_of/log_end (when a job ended, even
+# by SIGKILL), max_inside/assert_inside_at_most, time_of; waiting: wait_for_line,
+# wait_for_file, wait_for_queue, await_job; keys: assert_idle_keys against an
+# idle_reference.
+# The teardown kills every machine and proxy, fails the test if any key of its names is
+# left on the server in SEM_REDIS_URL once they are destroyed, then stops the test's
+# own servers.
 
 # shellcheck source=bats/redis.bash
 source "$REPO_ROOT/bats/redis.bash"
@@ -169,6 +175,7 @@ fleet_server_start() {
 
 fleet_proxy_start() {
 	local target=$1 i
+	command -v python3 >/dev/null || skip "the partition proxy (tests/redis/proxy.py) needs python3"
 	mkdir -p "$(_fleet_dir)"
 	: >"$(_fleet_dir)/proxy.port"
 	python3 "$REDIS_PROXY" 0 "$target" >"$(_fleet_dir)/proxy.port" 2>"$(_fleet_dir)/proxy.err" 3>&- &
