@@ -6,6 +6,7 @@
 #   make bench      the benchmarks: docs/BENCH.md and docs/bench.svg
 #   make fuzz       the fuzz targets, FUZZ_SECONDS each
 #   make demo       8 jobs throttled through a semaphore of 3 slots
+#   make demo-fleet 8 jobs on 3 simulated runners through 2 Redis slots, one runner killed
 #   make install    PREFIX=/usr/local DESTDIR= (the helper and sem.sh in BINDIR, man pages
 #                   and bash, zsh and fish completions under DATADIR)
 PREFIX  ?= /usr/local
@@ -29,7 +30,7 @@ HELPER  := target/release/semctl-helper
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build test deps deps-redis venv node-test lint cargo-test bats bats-contract demo install uninstall clean bench bench-smoke fuzz stress
+.PHONY: all build test deps deps-redis venv node-test lint cargo-test bats bats-contract demo demo-fleet install uninstall clean bench bench-smoke fuzz stress
 
 all: build
 
@@ -166,6 +167,10 @@ test: deps build cargo-test lint bats bats-contract bench-smoke
 demo: build
 	bash demo/throttle.sh
 
+# As root (each runner gets its own namespaces), with redis-server (deps-redis).
+demo-fleet: build deps-redis
+	bash demo/fleet.sh
+
 install: build
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/semctl-helper
 	install -D -m 0644 sh/sem.sh $(DESTDIR)$(BINDIR)/sem.sh
@@ -188,10 +193,11 @@ clean:
 	$(CARGO) clean
 
 # Benchmarks (bench/run.sh): sem against the spawn floor, flock and GNU parallel's sem,
-# all in one interleaved run. `bench` installs gnuplot-nox, parallel and time if missing
-# and writes docs/BENCH.md and docs/bench.svg (about 3 minutes); `bench-smoke` checks in
-# under 30 s that the benchmark runs and the ratios stay within generous bounds.
-bench: build
+# all in one interleaved run, then Redis names against System V. `bench` installs
+# gnuplot-nox, parallel and time if missing (redis-server through deps-redis) and writes
+# docs/BENCH.md and docs/bench.svg (about 4 minutes); `bench-smoke` checks in under 30 s
+# that the benchmark runs and the ratios stay within generous bounds.
+bench: build deps-redis
 	bash bench/run.sh
 
 bench-smoke: build
@@ -230,10 +236,14 @@ fuzz:
 # SIGSTOP/SIGCONT against sem_run and wait/post workers for STRESS_SECONDS, then the
 # long load run: 2000 sleeping waiters, and 8 workers x 5000 rounds through one slot
 # (a few minutes). Prints each run's summary. `make test` runs short versions of both.
+# Then stress/chaos-redis.sh: 3 simulated machines on one Redis name for
+# REDIS_STRESS_SECONDS, with holders, commands, waiters and client connections killed.
 STRESS_SECONDS ?= 600
+REDIS_STRESS_SECONDS ?= 60
 
 stress: build deps
 	bash stress/chaos.sh $(STRESS_SECONDS)
+	bash stress/chaos-redis.sh $(REDIS_STRESS_SECONDS)
 	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
 		SEM_LOAD_WAITERS=2000 SEM_LOAD_ROUNDS=5000 SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats --timing bats/load.bats; \
 	else \

@@ -6,6 +6,11 @@
 #   bench/run.sh --smoke    a quick check (make bench-smoke; also BENCH_QUICK=1): the
 #                           benchmark runs and the ratios stay within generous bounds;
 #                           writes nothing, needs neither GNU parallel nor gnuplot
+#                           (nor redis-server: without it the Redis checks are skipped)
+#
+# Section 6 measures Redis names (redis:NAME) against the System V path, on a
+# redis-server this script starts on a free loopback port (tests/redis/server.sh) and
+# stops by pid on exit.
 #
 # This machine is noisy, so every figure comes from one run in which the contenders take
 # turns (A, B, C, A, B, C, ...) rather than all of A, then all of B: a slow minute hurts
@@ -60,6 +65,7 @@ cleanup() {
 	for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	for n in "${sem_names[@]}"; do "$H" destroy -- "$n" 2>/dev/null || true; done
+	if [[ -d $work/redis ]]; then "$root/tests/redis/server.sh" stop "$work/redis" || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -131,6 +137,14 @@ stats() {
 		}'
 }
 median() { stats "$1" | cut -d' ' -f1; }
+# p95 FILE: the 95th percentile (nearest rank) of the numbers in FILE.
+p95() {
+	[[ -s $1 ]] || {
+		echo nan
+		return 0
+	}
+	sort -g "$1" | awk '{ v[NR] = $1 } END { r = int(0.95 * NR); if (r < 0.95 * NR) r++; print v[r] }'
+}
 # calc EXPR: floating-point arithmetic.
 calc() { awk "BEGIN { printf \"%.6f\\n\", $1 }"; }
 # fmt DIGITS X: X rounded, or "n/a".
@@ -177,12 +191,31 @@ if ((smoke)); then
 	scale_rounds=1 scale_ns=(1 10 100) cpu_window=0.5
 	cont_rounds=1 cont_ws=(1 4) cont_us=400000 cont_s=0.4
 	start_iters=20
+	r_rounds=3 r_iters=10 r_wake=10 r_many_rounds=1
 else
 	rounds=9 iters=50 par_iters=2
 	wake_samples=200 par_samples=30
 	scale_rounds=3 scale_ns=(1 10 100 1000) cpu_window=2
 	cont_rounds=3 cont_ws=(1 2 4 8) cont_us=1000000 cont_s=1
 	start_iters=80
+	r_rounds=9 r_iters=50 r_wake=50 r_many_rounds=5
+fi
+r_many=100
+
+# The Redis server for section 6, started now: a fresh server grants nothing for one lease
+# (SEM_LEASE: the default 15 s in the full run, 1 s in the smoke run), which passes while
+# sections 1-5 run.
+have_redis=0 redis_version=''
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+	have_redis=1
+elif ((!smoke)); then
+	die "redis-server and redis-cli are missing (make deps-redis installs them)"
+fi
+if ((have_redis)); then
+	rport=$("$root/tests/redis/server.sh" start "$work/redis") || die "cannot start a redis-server"
+	export SEM_REDIS_URL=redis://127.0.0.1:$rport
+	if ((smoke)); then export SEM_LEASE=1; else unset SEM_LEASE; fi
+	redis_version=$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
 fi
 
 run_start=$(date '+%Y-%m-%d %H:%M:%S %z')
@@ -217,7 +250,7 @@ timed() {
 call_ops=(floor lib helper flock2 flock1)
 ((has_run)) && call_ops+=(run)
 ((have_parallel)) && call_ops+=(parallel)
-say "1/5 per-call cost: ${call_ops[*]} x $rounds rounds"
+say "1/6 per-call cost: ${call_ops[*]} x $rounds rounds"
 if ((has_run)); then sem_post "$pair"; fi # sem_run needs a free slot
 for ((r = 0; r < rounds; r++)); do
 	# Rotate the order each round, so that no contender always runs first.
@@ -388,7 +421,7 @@ if ((have_python)); then
 	bg_pids+=("$POSTER_PID")
 	wake_kinds+=(sem_direct helper_direct flock_direct)
 fi
-say "2/5 wake-up latency: ${wake_kinds[*]} x $wake_samples$( ((par_samples)) && echo ", parallel x $par_samples")"
+say "2/6 wake-up latency: ${wake_kinds[*]} x $wake_samples$( ((par_samples)) && echo ", parallel x $par_samples")"
 for ((s = 0; s < wake_samples; s++)); do
 	n=${#wake_kinds[@]}
 	for ((k = 0; k < n; k++)); do "wake_${wake_kinds[(k + s) % n]}"; done
@@ -466,7 +499,7 @@ scale_one() {
 	[[ $(ncount "$sid") == 0 && $(sem_peek "$sname") == 0 ]] || die "after releasing $n: waiters or counts left"
 }
 
-say "3/5 scale: ${scale_ns[*]} waiters x $scale_rounds rounds (release: $release_how)"
+say "3/6 scale: ${scale_ns[*]} waiters x $scale_rounds rounds (release: $release_how)"
 for ((r = 0; r < scale_rounds; r++)); do
 	n=${#scale_ns[@]}
 	for ((k = 0; k < n; k++)); do scale_one "${scale_ns[(k + r) % n]}"; done
@@ -515,7 +548,7 @@ contend() {
 
 cont_ops=(lib flock2 flock1)
 ((has_run)) && cont_ops+=(run)
-say "4/5 contention: ${cont_ops[*]} with ${cont_ws[*]} workers x $cont_rounds rounds"
+say "4/6 contention: ${cont_ops[*]} with ${cont_ws[*]} workers x $cont_rounds rounds"
 for ((r = 0; r < cont_rounds; r++)); do
 	for w in "${cont_ws[@]}"; do
 		n=${#cont_ops[@]}
@@ -532,7 +565,7 @@ op_version() { local i; for ((i = 0; i < $1; i++)); do "$H" --version >/dev/null
 op_peek() { local i; for ((i = 0; i < $1; i++)); do "$H" peek "$pair" >/dev/null; done; }
 op_flockv() { local i; for ((i = 0; i < $1; i++)); do flock --version >/dev/null; done; }
 start_ops=(true version peek flockv)
-say "5/5 start-up: ${start_ops[*]} x $rounds rounds"
+say "5/6 start-up: ${start_ops[*]} x $rounds rounds"
 for ((r = 0; r < rounds; r++)); do
 	n=${#start_ops[@]}
 	for ((k = 0; k < n; k++)); do
@@ -542,6 +575,11 @@ for ((r = 0; r < rounds; r++)); do
 		echo "$us" >>"$res/start.$op"
 	done
 done
+# redis_ratio OP BASE: the median over section 6's rounds of OP's time / BASE's.
+redis_ratio() {
+	ratios "$res/rcallr.$1" "$res/rcallr.$2" >"$res/rratio.$1.$2"
+	median "$res/rratio.$1.$2"
+}
 start_ratio() {
 	ratios "$res/startr.$1" "$res/startr.true" >"$res/sratio.$1"
 	median "$res/sratio.$1"
@@ -553,6 +591,136 @@ if ((have_time)); then
 		/usr/bin/time -f %M -o "$work/t" "$H" peek "$pair" >/dev/null && cat "$work/t" >>"$res/mem.peek"
 		/usr/bin/time -f %M -o "$work/t" flock --version >/dev/null && cat "$work/t" >>"$res/mem.flockv"
 	done
+fi
+
+# ---------------------------------------------------------------------------------------
+# 6. Redis: the same three measures on redis:NAME, next to the System V path in the same
+# rounds. The observer of a Redis waiter is redis-cli reading the name's queue (LLEN),
+# not the helper under test.
+
+# redis_llen NAME: the length of redis:NAME's queue of waiters.
+redis_llen() { redis-cli -p "$rport" --raw LLEN "sem:{$1}:queue"; }
+
+# wait_llen NAME N SECONDS: poll until N waiters are queued on redis:NAME.
+wait_llen() {
+	local deadline=$((${EPOCHREALTIME/./} + $3 * 1000000)) n
+	while :; do
+		n=$(redis_llen "$1") || return 1
+		((n >= $2)) && return 0
+		((${EPOCHREALTIME/./} < deadline)) || return 1
+		sleep 0.002
+	done
+}
+
+# new_redis BASE VALUE: create redis:BASE-PID (cleanup destroys it); sets rname.
+new_redis() {
+	rname=redis:$1-$$
+	sem_init "$rname" "$2" || die "sem_init $rname failed"
+	sem_names+=("$rname")
+}
+
+if ((have_redis)); then
+	# The server's quiet start: poll until a trywait is granted (one lease, at most).
+	new_redis probe 1
+	rprobe=$rname
+	for ((i = 0; i < 3000; i++)); do
+		sem_trywait "$rprobe" 2>/dev/null && break
+		sleep 0.01
+	done
+	sem_post "$rprobe" || die "the Redis server granted nothing within 30 s"
+
+	# 6a. Per-call cost.
+	new_redis pair 1
+	rpair=$rname
+	spair=$work/spair
+	new_sem "$spair" 1
+	op_rping() { local i; for ((i = 0; i < $1; i++)); do redis-cli -p "$rport" PING >/dev/null; redis-cli -p "$rport" PING >/dev/null; done; }
+	op_rlib() { local i; for ((i = 0; i < $1; i++)); do sem_trywait "$rpair"; sem_post "$rpair"; done; }
+	op_rhelper() { local i; for ((i = 0; i < $1; i++)); do "$H" trywait "$rpair"; "$H" post "$rpair"; done; }
+	op_rrun() { local i; for ((i = 0; i < $1; i++)); do sem_run "$rpair" /bin/true; done; }
+	op_slib() { local i; for ((i = 0; i < $1; i++)); do sem_trywait "$spair"; sem_post "$spair"; done; }
+	op_shelper() { local i; for ((i = 0; i < $1; i++)); do "$H" trywait "$spair"; "$H" post "$spair"; done; }
+	op_srun() { local i; for ((i = 0; i < $1; i++)); do sem_run "$spair" /bin/true; done; }
+	r_ops=(floor rping rlib rhelper slib shelper)
+	((has_run)) && r_ops+=(rrun srun)
+	say "6/6 Redis: per-call ${r_ops[*]} x $r_rounds rounds; wake-up x $r_wake; $r_many waiters x $r_many_rounds"
+	for ((r = 0; r < r_rounds; r++)); do
+		n=${#r_ops[@]}
+		for ((k = 0; k < n; k++)); do
+			op=${r_ops[(k + r) % n]}
+			us=$(timed "op_$op" "$r_iters")
+			echo "$us" >>"$res/rcall.$op"
+			echo "$r $us" >>"$res/rcallr.$op"
+		done
+	done
+	[[ $(sem_peek "$rpair") == 1 && $(sem_peek "$spair") == 1 ]] || die "Redis per-call: a pair lost or gained a count"
+
+	# 6b. Wake-up: a waiter asleep in sem_wait, then a spawned sem_post.
+	new_redis wake 0
+	rwake=$rname
+	swake=$work/swake
+	new_sem "$swake" 0
+	swid=$sem_id
+	# wake_one KIND: one sample; KIND redis or sysv.
+	wake_one() {
+		local kind=$1 name wpid t0 t1 tw
+		rm -f "$stamp"
+		if [[ $kind == redis ]]; then name=$rwake; else name=$swake; fi
+		(
+			sem_wait "$name"
+			printf '%s\n' "${EPOCHREALTIME/./}" >"$stamp"
+		) &
+		wpid=$!
+		if [[ $kind == redis ]]; then
+			wait_llen "${rwake#redis:}" 1 10 || die "the Redis waiter never queued"
+		else
+			wait_ncount "$swid" 1 10 || die "the System V waiter never blocked"
+		fi
+		t0=${EPOCHREALTIME/./}
+		sem_post "$name"
+		t1=${EPOCHREALTIME/./}
+		wait "$wpid" || die "the $kind waiter failed"
+		read -r tw <"$stamp"
+		echo "$((tw - t0))" >>"$res/rwake.$kind.spawn"
+		echo "$((tw - t1))" >>"$res/rwake.$kind.exit"
+	}
+	for ((s = 0; s < r_wake; s++)); do
+		if ((s % 2)); then wake_one redis; wake_one sysv; else wake_one sysv; wake_one redis; fi
+	done
+
+	# 6c. r_many waiters (semctl-helper wait) released by one `post NAME r_many`.
+	new_redis many 0
+	rmany=$rname
+	smany=$work/smany
+	new_sem "$smany" 0
+	smid=$sem_id
+	many_one() {
+		local kind=$1 name i t0 t1 t2 pids=()
+		if [[ $kind == redis ]]; then name=$rmany; else name=$smany; fi
+		for ((i = 0; i < r_many; i++)); do
+			"$H" wait "$name" &
+			pids+=($!)
+		done
+		bg_pids+=("${pids[@]}")
+		if [[ $kind == redis ]]; then
+			wait_llen "${rmany#redis:}" "$r_many" 60 || die "$r_many Redis waiters never all queued"
+		else
+			wait_ncount "$smid" "$r_many" 60 || die "$r_many System V waiters never all blocked"
+		fi
+		t0=${EPOCHREALTIME/./}
+		"$H" post "$name" "$r_many" || die "post $name $r_many failed"
+		t1=${EPOCHREALTIME/./}
+		wait "${pids[@]}" || die "a $kind waiter failed"
+		t2=${EPOCHREALTIME/./}
+		bg_pids=("${bg_pids[@]:0:${#bg_pids[@]}-r_many}")
+		calc "($t2 - $t0) / 1000" >>"$res/rmany.$kind"
+		calc "($t1 - $t0) / 1000" >>"$res/rmany.$kind.call"
+		[[ $(sem_peek "$name") == 0 ]] || die "after releasing $r_many $kind waiters: counts left"
+	}
+	for ((r = 0; r < r_many_rounds; r++)); do
+		if ((r % 2)); then many_one redis; many_one sysv; else many_one sysv; many_one redis; fi
+	done
+	[[ $(redis_llen "${rmany#redis:}") == 0 ]] || die "Redis waiters left queued"
 fi
 
 t_run1=${EPOCHREALTIME/./}
@@ -575,11 +743,24 @@ if ((smoke)); then
 	printf 'helper post+wait pair:  %s x the spawn floor (best of %d rounds; bound 3)\n' "$(fmt 2 "$best_helper")" "$rounds"
 	printf 'wake-up, post start to waiter return: median %s ms (bound 50)\n' "$(fmt 2 "$wake_med")"
 	printf 'release %d waiters: %s ms (bound 2000)\n' "${scale_ns[-1]}" "$(fmt 1 "$best_sc")"
-	printf 'elapsed: %s s\n' "$(fmt 1 "$elapsed")"
 	awk -v x="$best_lib" 'BEGIN { exit !(x < 3) }' || { say "FAIL: sem pair above 3x the floor"; fail=1; }
 	awk -v x="$best_helper" 'BEGIN { exit !(x < 3) }' || { say "FAIL: helper pair above 3x the floor"; fail=1; }
 	awk -v x="$wake_med" 'BEGIN { exit !(x < 50) }' || { say "FAIL: median wake-up above 50 ms"; fail=1; }
 	awk -v x="$best_sc" 'BEGIN { exit !(x < 2000) }' || { say "FAIL: release above 2 s"; fail=1; }
+	if ((have_redis)); then
+		best_rlib=$(ratios "$res/rcallr.rlib" "$res/rcallr.floor" | sort -g | head -n1)
+		rwake_med=$(ms "$(median "$res/rwake.redis.spawn")")
+		best_rmany=$(sort -g "$res/rmany.redis" | head -n1)
+		printf 'Redis sem_trywait+sem_post pair: %s x the spawn floor (best of %d rounds; bound 5)\n' "$(fmt 2 "$best_rlib")" "$r_rounds"
+		printf 'Redis wake-up, post start to waiter return: median %s ms (bound 50)\n' "$(fmt 2 "$rwake_med")"
+		printf 'Redis: release %d waiters: %s ms (bound 3000)\n' "$r_many" "$(fmt 1 "$best_rmany")"
+		awk -v x="$best_rlib" 'BEGIN { exit !(x < 5) }' || { say "FAIL: Redis pair above 5x the floor"; fail=1; }
+		awk -v x="$rwake_med" 'BEGIN { exit !(x < 50) }' || { say "FAIL: Redis median wake-up above 50 ms"; fail=1; }
+		awk -v x="$best_rmany" 'BEGIN { exit !(x < 3000) }' || { say "FAIL: Redis release above 3 s"; fail=1; }
+	else
+		echo "Redis: skipped (no redis-server; make deps-redis installs it)"
+	fi
+	printf 'elapsed: %s s\n' "$(fmt 1 "$elapsed")"
 	((fail == 0)) && echo "bench-smoke: ok"
 	exit "$fail"
 fi
@@ -613,6 +794,13 @@ label() {
 	version) echo '`semctl-helper --version`' ;;
 	peek) echo '`semctl-helper peek X` (start-up + one operation)' ;;
 	flockv) echo '`flock --version`' ;;
+	rping) echo '`redis-cli -p PORT PING` twice (two spawns, two round trips)' ;;
+	rlib) echo '`sem_trywait redis:X; sem_post redis:X` (sem.sh)' ;;
+	rhelper) echo '`semctl-helper trywait redis:X; semctl-helper post redis:X`' ;;
+	rrun) echo '`sem_run redis:X /bin/true` (held under a lease)' ;;
+	slib) echo '`sem_trywait X; sem_post X` (System V, sem.sh)' ;;
+	shelper) echo '`semctl-helper trywait X; semctl-helper post X` (System V)' ;;
+	srun) echo '`sem_run X /bin/true` (System V)' ;;
 	esac
 }
 short() {
@@ -692,7 +880,7 @@ the median over rounds of (contender / baseline measured in the same round).
 | load average at start / end | $load_start / $load_end |
 | limits | ulimit -u $uproc; kernel.sem $(tr -s '\t ' ' ' </proc/sys/kernel/sem) |
 | sem | $helper_version, commit $commit, $rust_version |
-| tools | bash $BASH_VERSION; $(flock --version); $(parallel --version | head -n1); $(gnuplot --version) |
+| tools | bash $BASH_VERSION; $(flock --version); $(parallel --version | head -n1); $(gnuplot --version); redis-server $redis_version |
 
 ![sem benchmarks](bench.svg)
 
@@ -822,6 +1010,63 @@ System calls of one process (\`strace -f -c\`; a bash that execs it is not count
 |---|---|---|---|
 EOF
 		strace_table
+	fi
+	if ((have_redis)); then
+		cat <<EOF2
+
+## 6. Redis
+
+Redis names (\`redis:NAME\`) on a redis-server $redis_version that this run started on a
+loopback port (\`tests/redis/server.sh start\`; no persistence; \`SEM_LEASE\` unset, so the
+default 15 s), next to the System V path (a file name), in the same rounds and turns.
+
+Per-call cost: one acquire/release pair from a bash loop, $r_iters pairs a round, $r_rounds
+rounds. Each Redis operation is one helper spawn, one TCP connection and one \`EVALSHA\` of
+the kind's Lua script; the like-for-like baseline is two \`redis-cli -p PORT PING\`, two
+spawns that each connect and make one round trip.
+
+| pair | median ms | min | max | ratio to the floor | ratio to two PINGs |
+|---|---|---|---|---|---|
+EOF2
+		for op in "${r_ops[@]}"; do
+			r=1 rp=1
+			[[ $op != floor ]] && r=$(redis_ratio "$op" floor)
+			[[ $op != rping ]] && rp=$(redis_ratio "$op" rping)
+			printf '| %s | %s | %s | %s |\n' "$(label "$op")" "$(row_ms "$res/rcall.$op")" "$(fmt 2 "$r")" "$(fmt 2 "$rp")"
+		done
+		cat <<EOF2
+
+Redis against System V, paired by round: the sem.sh pair costs $(fmt 2 "$(redis_ratio rlib slib)")×, the helper pair
+$(fmt 2 "$(redis_ratio rhelper shelper)")×$( ((has_run)) && echo ", \`sem_run X /bin/true\` $(fmt 2 "$(redis_ratio rrun srun)")×") the System V one.
+EOF2
+		cat <<EOF2
+
+Wake-up: a waiter runs \`sem_wait X\` in a subshell; the poster waits until it is queued
+(for Redis, \`redis-cli LLEN\` of the name's queue; for System V, the kernel's ncount),
+then runs \`sem_post X\`; the waiter's shell records \`\$EPOCHREALTIME\` when sem_wait
+returns. $r_wake samples of each, in turns. The clocks are those of section 2: from the
+start of the spawned post (includes its spawn and connection), and from its return. A
+Redis waiter sleeps in a blocking pop on a list of its own, which the post's script
+pushes to: no polling.
+
+| hand-off | from start, median ms | p95 | from return, median ms | p95 |
+|---|---|---|---|---|
+| Redis: \`sem_post redis:X\` → \`sem_wait redis:X\` returns | $(fmt 2 "$(ms "$(median "$res/rwake.redis.spawn")")") | $(fmt 2 "$(ms "$(p95 "$res/rwake.redis.spawn")")") | $(fmt 2 "$(ms "$(median "$res/rwake.redis.exit")")") | $(fmt 2 "$(ms "$(p95 "$res/rwake.redis.exit")")") |
+| System V: \`sem_post X\` → \`sem_wait X\` returns | $(fmt 2 "$(ms "$(median "$res/rwake.sysv.spawn")")") | $(fmt 2 "$(ms "$(p95 "$res/rwake.sysv.spawn")")") | $(fmt 2 "$(ms "$(median "$res/rwake.sysv.exit")")") | $(fmt 2 "$(ms "$(p95 "$res/rwake.sysv.exit")")") |
+
+Many waiters: $r_many \`semctl-helper wait X\` processes queued (Redis: until \`LLEN\` says
+$r_many) or asleep (System V: ncount), then one \`semctl-helper post X $r_many\`, timed
+from just before the post to the moment the last waiter was reaped; every waiter must exit
+0 and leave the value at 0. $r_many_rounds rounds.
+
+| $r_many waiters on | post call, median ms | all released and reaped: median ms | min | max |
+|---|---|---|---|---|
+EOF2
+		for kind in redis sysv; do
+			read -r m lo hi _ _ < <(stats "$res/rmany.$kind")
+			printf '| %s | %s | %s | %s | %s |\n' "$([[ $kind == redis ]] && echo Redis || echo 'System V')" \
+				"$(fmt 1 "$(median "$res/rmany.$kind.call")")" "$(fmt 1 "$m")" "$(fmt 1 "$lo")" "$(fmt 1 "$hi")"
+		done
 	fi
 	cat <<EOF
 
