@@ -60,6 +60,9 @@ pub enum Detail {
         fence: u64,
         /// The holders under a lease (sem_run, sem_hold).
         holders: Vec<Holder>,
+        /// While the server is in its quiet start (it started less than a lease ago),
+        /// how long until it grants again, in ms.
+        quiet_left_ms: Option<u64>,
     },
 }
 

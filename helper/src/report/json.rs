@@ -40,6 +40,7 @@ struct RedisFields {
     server: String,
     fence: u64,
     holders: Vec<sem::Holder>,
+    quiet_left_ms: Option<u64>,
 }
 
 /// One lease holder, as `status --json` shows it.
@@ -80,10 +81,12 @@ impl Report {
                 server,
                 fence,
                 holders,
+                quiet_left_ms,
             } => Some(RedisFields {
                 server: server.clone(),
                 fence: *fence,
                 holders: holders.clone(),
+                quiet_left_ms: *quiet_left_ms,
             }),
             _ => None,
         };
@@ -161,10 +164,11 @@ impl Serialize for HolderFields<'_> {
 impl Serialize for RedisFields {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let holders: Vec<HolderFields<'_>> = self.holders.iter().map(HolderFields).collect();
-        let mut o = s.serialize_struct("RedisFields", 3)?;
+        let mut o = s.serialize_struct("RedisFields", 4)?;
         o.serialize_field("server", &self.server)?;
         o.serialize_field("fence", &self.fence)?;
         o.serialize_field("holders", &holders)?;
+        o.serialize_field("quiet_left_ms", &self.quiet_left_ms)?;
         o.end()
     }
 }

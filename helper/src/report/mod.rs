@@ -96,8 +96,16 @@ fn place(d: &Detail) -> String {
             server,
             fence,
             holders,
+            quiet_left_ms,
         } => {
             let mut s = format!("server:   {server}, last fence {fence}");
+            if let Some(q) = quiet_left_ms {
+                let _ = write!(
+                    s,
+                    "\n  quiet:    the server started less than a lease ago; it grants again in {:.1} s",
+                    *q as f64 / 1000.0
+                );
+            }
             match holders.len() {
                 0 => s.push_str("\n  holders:  none under a lease"),
                 _ => {

@@ -16,11 +16,11 @@
 
 pub mod name;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ::redis::{Client, Connection, Script, Value};
+use ::redis::{Client, Connection, IntoConnectionInfo, Script, Value};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -35,8 +35,15 @@ pub use name::{is_redis, RedisName, Server, URL_ENV};
 
 /// The largest value: a signed 32-bit integer's, as for POSIX.
 pub const MAX_VALUE: u32 = i32::MAX as u32;
-/// How long connecting may take before the server counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long connecting, and then each answer, may take before the server counts as
+/// unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The end of a timed wait is slept in steps this long, asking each time: the server
+/// ends a blocking pop only on its own timer tick (10 a second by default), which would
+/// make a timeout up to 100 ms late.
+const FINAL_STEP: Duration = Duration::from_millis(10);
+/// How close to its deadline a wait stops blocking on the server.
+const FINAL_WINDOW: Duration = Duration::from_millis(150);
 /// How long one blocking pop lasts before the waiter looks around (a cancel, its
 /// heartbeat, its deadline).
 const SLICE: Duration = Duration::from_millis(100);
@@ -83,7 +90,10 @@ struct Link {
     name: RedisName,
     conn: RefCell<Option<Connection>>,
     /// How long connecting, or waiting for a reply, may take.
-    patience: Duration,
+    patience: Cell<Duration>,
+    /// Whether a call has found the semaphore: after that, finding it missing means it
+    /// was destroyed.
+    found: Cell<bool>,
 }
 
 impl Link {
@@ -91,33 +101,68 @@ impl Link {
         Link {
             name,
             conn: RefCell::new(None),
-            patience: CONNECT_TIMEOUT,
+            patience: Cell::new(CONNECT_TIMEOUT),
+            found: Cell::new(false),
         }
+    }
+
+    /// Give up on the server after `d` (at least 20 ms, at most [`CONNECT_TIMEOUT`]) from
+    /// now on.
+    fn set_patience(&self, d: Duration) {
+        self.patience
+            .set(d.clamp(Duration::from_millis(20), CONNECT_TIMEOUT));
     }
 
     /// A link that gives up on the server sooner: a lease holder's, whose every refresh
     /// must end well within its lease.
     fn impatient(name: RedisName, patience: Duration) -> Link {
-        Link {
-            patience: patience.min(CONNECT_TIMEOUT),
-            ..Link::new(name)
-        }
+        let link = Link::new(name);
+        link.set_patience(patience);
+        link
     }
 
-    fn unreachable(&self, e: &::redis::RedisError) -> Error {
+    /// The error for what the client library said, on one line, without the password.
+    fn failed(&self, e: &::redis::RedisError) -> Error {
+        let server = self.name.server().shown();
+        let text = e.to_string();
         if e.kind() == ::redis::ErrorKind::AuthenticationFailed {
             return self.name.error(
                 ErrorKind::PermissionDenied,
+                format!("{server} refused our user or password (authentication failed)"),
+            );
+        }
+        if text.contains("NOPERM") || text.contains("NoPerm") {
+            return self.name.error(
+                ErrorKind::PermissionDenied,
+                format!("permission denied: {server}'s ACL keeps this user from the semaphore's keys (sem:{{NAME}}:*)"),
+            );
+        }
+        if text.contains("DB index is out of range") {
+            return self.name.error(
+                ErrorKind::InvalidInput,
+                format!("{server} has no such database"),
+            );
+        }
+        if e.is_timeout() {
+            return self.name.error(
+                ErrorKind::Unreachable,
                 format!(
-                    "{} refused our user or password (authentication failed)",
-                    self.name.server().shown()
+                    "no answer from {server} within {:.1} s",
+                    self.patience.get().as_secs_f64()
                 ),
             );
         }
-        self.name.error(
-            ErrorKind::Unreachable,
-            format!("cannot reach {}: {e}", self.name.server().shown()),
-        )
+        // One line, whatever the library or the peer (not a Redis server?) said.
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let kind = match e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            true => ErrorKind::Unreachable,
+            false => ErrorKind::Other,
+        };
+        self.name
+            .error(kind, format!("cannot reach {server}: {text}"))
     }
 
     /// Run `f` on the connection, connecting first when there is none. A connection that
@@ -129,37 +174,32 @@ impl Link {
     ) -> Result<T> {
         let mut slot = self.conn.borrow_mut();
         if slot.is_none() {
+            // No CLIENT SETINFO after connecting: one round trip less per connection
+            // (each helper call makes one), and one less to wait for on a silent server.
+            let info = self
+                .name
+                .server()
+                .secret()
+                .into_connection_info()
+                .map_err(|e| self.failed(&e))?;
+            let settings = info.redis_settings().clone().set_skip_set_lib_name();
             let client =
-                Client::open(self.name.server().secret()).map_err(|e| self.unreachable(&e))?;
+                Client::open(info.set_redis_settings(settings)).map_err(|e| self.failed(&e))?;
             let c = client
-                .get_connection_with_timeout(self.patience)
-                .map_err(|e| self.unreachable(&e))?;
+                .get_connection_with_timeout(self.patience.get())
+                .map_err(|e| self.failed(&e))?;
             *slot = Some(c);
         }
         let conn = slot.as_mut().expect("connected above");
         let _ = conn.set_read_timeout(Some(read_timeout));
-        let _ = conn.set_write_timeout(Some(self.patience));
+        let _ = conn.set_write_timeout(Some(self.patience.get()));
         match f(conn) {
             Ok(v) => Ok(v),
-            Err(e)
-                if e.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript) =>
-            {
-                Err(self.unreachable(&e))
-            }
             Err(e) => {
-                let unreachable = e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout();
+                // Whatever went wrong, the next call starts on a fresh connection: an
+                // answer may still be on its way on this one.
                 *slot = None;
-                if unreachable {
-                    Err(self.unreachable(&e))
-                } else {
-                    Err(self.name.error(
-                        ErrorKind::Other,
-                        format!("{}: {e}", self.name.server().shown()),
-                    ))
-                }
+                Err(self.failed(&e))
             }
         }
     }
@@ -167,7 +207,7 @@ impl Link {
     /// One call of the script: `op` with `args`; its reply as strings.
     fn call(&self, op: &str, lease: Duration, args: &[String]) -> Result<Vec<String>> {
         let prefix = self.name.prefix();
-        let reply: Vec<Value> = self.with(self.patience, |c| {
+        let reply: Vec<Value> = self.with(self.patience.get(), |c| {
             let mut inv = SCRIPT.key(&prefix);
             inv.arg(op).arg(ms(lease));
             for a in args {
@@ -183,25 +223,33 @@ impl Link {
                 Value::Int(i) => i.to_string(),
                 _ => String::new(),
             })
-            .collect())
+            .collect::<Vec<String>>())
+        .inspect(|r: &Vec<String>| {
+            if r.first().map(String::as_str) != Some("missing") {
+                self.found.set(true);
+            }
+        })
     }
 
     /// Sleep on the bell of waiter `id` for at most `d`; whether it rang.
     fn ring(&self, id: &str, d: Duration) -> Result<bool> {
         let key = format!("{}bell:{id}", self.name.prefix());
         let secs = d.as_secs_f64().max(0.01);
-        let got: Option<(String, String)> = self.with(d + CONNECT_TIMEOUT, |c| {
+        let got: Option<(String, String)> = self.with(d + self.patience.get(), |c| {
             ::redis::cmd("BLPOP").arg(&key).arg(secs).query(c)
         })?;
         Ok(got.is_some())
     }
 
+    /// The error for a semaphore the server doesn't have: none, or (once a call found it)
+    /// destroyed since.
     fn missing(&self, doing: &str) -> Error {
-        match doing {
-            "wait" => self.name.error(
+        match (doing, self.found.get()) {
+            ("wait", _) => self.name.error(
                 ErrorKind::Removed,
                 "the semaphore was destroyed while waiting",
             ),
+            (_, true) => self.name.error(ErrorKind::Removed, "the semaphore was destroyed"),
             _ => self.name.error(ErrorKind::NotFound, "no such semaphore"),
         }
     }
@@ -245,7 +293,12 @@ impl Kind for RedisKind {
             ));
         }
         let link = Link::new(r.clone());
-        let by = format!("{}@{}", nix::unistd::geteuid().as_raw(), host());
+        let by = format!(
+            "{}:{}@{}",
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+            host()
+        );
         let reply = link.call("init", lease_from_env()?, &[value.to_string(), by])?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(()),
@@ -367,16 +420,16 @@ impl RedisSem {
 
     fn status_or(&self, doing: &str) -> Result<Status> {
         let r = self.link.call("status", self.lease, &[])?;
-        if r.first().map(String::as_str) != Some("ok") || r.len() < 8 {
+        if r.first().map(String::as_str) != Some("ok") || r.len() < 9 {
             return Err(self.link.missing(doing));
         }
         let num = |i: usize| r[i].parse::<i64>().unwrap_or(0);
-        let by_uid = r[7]
-            .split('@')
-            .next()
-            .and_then(|u| u.parse().ok())
-            .unwrap_or(0);
-        let holders = r[8..]
+        // "UID:GID@HOST" of its creator.
+        let creator = r[7].split('@').next().unwrap_or("");
+        let mut ids = creator.split(':').map(|x| x.parse::<u32>().unwrap_or(0));
+        let (by_uid, by_gid) = (ids.next().unwrap_or(0), ids.next().unwrap_or(0));
+        let quiet_left_ms = r[8].parse::<u64>().ok().filter(|&q| q > 0);
+        let holders = r[9..]
             .iter()
             .filter_map(|h| {
                 let f: Vec<&str> = h.split(' ').collect();
@@ -397,12 +450,13 @@ impl RedisSem {
             last_op: None,
             changed: Some(num(4) / 1000),
             owner: by_uid,
-            group: 0,
+            group: by_gid,
             mode: 0o666,
             detail: Detail::Redis {
                 server: self.link.name.server().shown().to_owned(),
                 fence: r[3].parse().unwrap_or(0),
                 holders,
+                quiet_left_ms,
             },
         })
     }
@@ -435,6 +489,10 @@ impl RedisSem {
         ];
         let name = &self.link.name;
         let granted = |r: &[String]| r.get(1).and_then(|f| f.parse::<Fence>().ok());
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            self.link.set_patience(left.max(Duration::from_millis(200)));
+        }
         let r = self.link.call(op, self.lease, &args)?;
         match r.first().map(String::as_str) {
             Some("granted") => return Ok((id, granted(&r).unwrap_or(0))),
@@ -455,24 +513,36 @@ impl RedisSem {
         let beat = self.lease / 3;
         let mut last_beat = Instant::now();
         let mut rang = false;
+        let left = |d: Instant| d.saturating_duration_since(Instant::now());
         loop {
             if cancel.reason().is_some() {
+                self.link.set_patience(CONNECT_TIMEOUT);
                 let _ = self
                     .link
                     .call("cancel", self.lease, &[id.clone(), "0".into()]);
                 return Err(name.error(ErrorKind::Interrupted, "interrupted: took nothing"));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                // Served meanwhile: then it is ours after all.
-                let r = self
+                // Served meanwhile: then it is ours after all. A server we can't reach
+                // now reaps our place, and any grant we didn't claim, by itself.
+                self.link.set_patience(Duration::from_millis(500));
+                let r = match self
                     .link
-                    .call("cancel", self.lease, &[id.clone(), "1".into()])?;
+                    .call("cancel", self.lease, &[id.clone(), "1".into()])
+                {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == ErrorKind::Unreachable => Vec::new(),
+                    Err(e) => return Err(e),
+                };
                 return match r.first().map(String::as_str) {
                     Some("granted") => Ok((id, granted(&r).unwrap_or(0))),
                     Some("missing") => Err(self.link.missing("wait")),
                     _ => Err(name.error(ErrorKind::TimedOut, "timed out")),
                 };
             }
+            // No call may outlast the deadline.
+            self.link
+                .set_patience(deadline.map_or(CONNECT_TIMEOUT, |d| left(d).min(CONNECT_TIMEOUT)));
             if rang || last_beat.elapsed() >= beat {
                 match self
                     .link
@@ -495,19 +565,28 @@ impl RedisSem {
                     },
                     // Cut off: try again while our place in the queue lasts.
                     Err(e) if e.kind() == ErrorKind::Unreachable => {
-                        std::thread::sleep(SLICE.min(beat));
+                        let pause = deadline.map_or(SLICE, |d| left(d).min(SLICE));
+                        std::thread::sleep(pause.min(beat));
                     }
                     Err(e) => return Err(e),
                 }
             }
             let mut slice = SLICE.min(beat.saturating_sub(last_beat.elapsed()));
             if let Some(d) = deadline {
-                slice = slice.min(d.saturating_duration_since(Instant::now()));
+                // The server ends a blocking pop only on its timer tick: near the end,
+                // sleep in small steps here and ask instead.
+                if left(d) <= FINAL_WINDOW {
+                    std::thread::sleep(left(d).min(FINAL_STEP));
+                    rang = true;
+                    continue;
+                }
+                slice = slice.min(left(d) - FINAL_WINDOW / 2);
             }
             rang = match self.link.ring(&id, slice.max(Duration::from_millis(10))) {
                 Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::Unreachable => {
-                    std::thread::sleep(SLICE.min(beat));
+                    let pause = deadline.map_or(SLICE, |d| left(d).min(SLICE));
+                    std::thread::sleep(pause.min(beat));
                     true
                 }
                 Err(e) => return Err(e),
@@ -598,9 +677,7 @@ struct RedisLease {
 
 impl RedisLease {
     fn lost(&self, why: &str) -> Error {
-        self.link
-            .name
-            .error(ErrorKind::LeaseLost, format!("lease lost: {why}"))
+        self.link.name.error(ErrorKind::LeaseLost, why)
     }
 }
 
@@ -614,14 +691,16 @@ impl Lease for RedisLease {
     }
 
     fn refresh(&mut self, patience: Duration) -> Result<()> {
-        self.link.patience = patience.clamp(Duration::from_millis(20), CONNECT_TIMEOUT);
+        self.link.set_patience(patience);
         let r = self
             .link
             .call("refresh", self.lease, std::slice::from_ref(&self.id))?;
         match r.first().map(String::as_str) {
             Some("ok") => Ok(()),
             Some("missing") => Err(self.lost("the semaphore is gone from the server")),
-            _ => Err(self.lost("the server no longer knows it (it ran out)")),
+            _ => Err(self.lost(
+                "the server no longer knows it (it ran out, or the server lost its data)",
+            )),
         }
     }
 

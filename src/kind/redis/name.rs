@@ -112,7 +112,7 @@ fn split_server<'a>(url: &'a str, what: &str) -> Result<(Server, &'a str)> {
         (_, Some(a)) => ("rediss", a),
         _ => {
             return Err(invalid(format!(
-                "{what}: expected redis://[USER:PASSWORD@]HOST[:PORT] (or rediss:// for TLS)"
+                "{what}: expected redis://[USER:PASSWORD@]HOST[:PORT][/DB] (or rediss:// for TLS)"
             )))
         }
     };
@@ -150,6 +150,11 @@ fn split_server<'a>(url: &'a str, what: &str) -> Result<(Server, &'a str)> {
             .filter(|&p| p != 0)
             .ok_or_else(|| invalid(format!("{what}: bad port")))?,
     };
+    if userinfo.is_some_and(|u| !u.is_empty() && !u.contains(':')) {
+        return Err(invalid(format!(
+            "{what}: a user needs its password: {scheme}://USER:PASSWORD@HOST (characters such as @ : / in it percent-encoded: %40 %3A %2F)"
+        )));
+    }
     let password = userinfo.map(|u| match u.find(':') {
         Some(c) => percent_decode(&u[c + 1..]),
         None => String::new(),

@@ -242,7 +242,8 @@ elseif op == 'status' then
   save()
   local out = {'ok', tostring(value), redis.call('HGET', M, 'capacity'),
     redis.call('HGET', M, 'fence'), redis.call('HGET', M, 'created'),
-    tostring(redis.call('LLEN', Q)), tostring(now), redis.call('HGET', M, 'by') or ''}
+    tostring(redis.call('LLEN', Q)), tostring(now), redis.call('HGET', M, 'by') or '',
+    tostring(math.max(0, (quiet or quiet_until()) - now))}
   for _, id in ipairs(redis.call('ZRANGE', HE, 0, -1)) do
     local h = redis.call('HGET', H, id)
     local exp = redis.call('ZSCORE', HE, id)
