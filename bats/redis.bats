@@ -261,6 +261,8 @@ value_is() {
 	SEM_LEASE=2 ok init "$url" 1
 	SEM_LEASE=2 run --separate-stderr "$HELPER" trywait "$url"
 	assert_failure 1
+	SEM_LEASE=2 ok status "$url"
+	[[ $output == *"quiet:    the server started less than a lease ago; it grants again in "* ]] || fail "$output"
 	local t0=${EPOCHREALTIME/./}
 	SEM_LEASE=2 ok wait -w 5 "$url"
 	local waited=$(((${EPOCHREALTIME/./} - t0) / 1000))
@@ -312,4 +314,93 @@ value_is() {
 	SSL_CERT_FILE=$t/ca.pem ok destroy "$url"
 	kill "$pid"
 	poll 5 gone "$pid"
+}
+
+@test "a server that stops answering: each call gives up after about 2 s, one line, exit 7" {
+	ok init "$N" 0
+	local pid t0 ms c
+	pid=$("$REDIS_SERVER" pid "$BATS_FILE_TMPDIR/redis")
+	kill -STOP "$pid"
+	for c in "peek $N" "trywait $N" "post $N" "wait -w 1 $N"; do
+		t0=${EPOCHREALTIME/./}
+		# shellcheck disable=SC2086 # one word per argument
+		run --separate-stderr timeout 10 "$HELPER" $c
+		ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+		assert_failure 7
+		assert_one_line_stderr
+		[[ $stderr == *"no answer from redis://127.0.0.1:$REDIS_PORT within 2.0 s"* ]] || { kill -CONT "$pid"; fail "$c: $stderr"; }
+		((ms < 3500)) || { kill -CONT "$pid"; fail "$c took $ms ms"; }
+	done
+	kill -CONT "$pid"
+	ok destroy "$N"
+}
+
+@test "timed waits end on time (the server's BLPOP timer is not trusted)" {
+	ok init "$N" 0
+	local t t0 ms want
+	for t in 0.3 0.7; do
+		t0=${EPOCHREALTIME/./}
+		run --separate-stderr "$HELPER" wait -w "$t" "$N"
+		ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+		assert_failure 1
+		# The helper's own start-up included; System V is as close.
+		want=$((10#${t/./}00))
+		((ms >= want && ms < want + 150)) || fail "wait -w $t took $ms ms"
+	done
+	ok destroy "$N"
+}
+
+@test "not a Redis server, a user without a password, an ACL refusal, a missing database: one line, the right code" {
+	local port
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 3>&- &
+	local web=$!
+	poll 5 bash -c "exec 9<>/dev/tcp/127.0.0.1/$port" 2>/dev/null
+	run --separate-stderr "$HELPER" peek "redis://127.0.0.1:$port/x"
+	kill "$web"
+	assert_failure 7
+	assert_one_line_stderr
+	run --separate-stderr "$HELPER" peek "redis://someone@127.0.0.1:$REDIS_PORT/x"
+	assert_failure 2
+	assert_one_line_stderr
+	[[ $stderr == *"needs its password"* ]] || fail "$stderr"
+	redis_cli ACL SETUSER "rb$BATS_ROOT_PID" on '>pw' '~other:*' '+@all' >/dev/null
+	run --separate-stderr "$HELPER" peek "redis://rb$BATS_ROOT_PID:pw@127.0.0.1:$REDIS_PORT/x"
+	redis_cli ACL DELUSER "rb$BATS_ROOT_PID" >/dev/null
+	assert_failure 4
+	assert_one_line_stderr
+	[[ $stderr == *"ACL"* ]] || fail "$stderr"
+	run --separate-stderr "$HELPER" peek "redis://127.0.0.1:$REDIS_PORT/99/x"
+	assert_failure 2
+	assert_one_line_stderr
+	[[ $stderr == *"has no such database"* ]] || fail "$stderr"
+}
+
+@test "a function run by sem_run sees SEM_FENCE for its run only; one whose lease is lost returns 122" {
+	lib sem_init "$N" 1
+	shell "f() { echo \"in=\${SEM_FENCE:-unset}\"; }; sem_run $N f; echo \"rc=\$? after=\${SEM_FENCE:-unset}\""
+	assert_success
+	[[ ${lines[0]} =~ ^in=[0-9]+$ && ${lines[1]} == "rc=0 after=unset" ]] || fail "$output"
+	local pid
+	pid=$("$REDIS_SERVER" pid "$BATS_FILE_TMPDIR/redis")
+	SEM_LEASE=1.5 run --separate-stderr timeout 20 bash -c "source \"\$REPO_ROOT/sh/sem.sh\"; f() { kill -STOP $pid; sleep 2.5; kill -CONT $pid; }; sem_run $N f; echo rc=\$?"
+	kill -CONT "$pid"
+	assert_output "rc=122"
+	assert_stderr_one_line
+	[[ $stderr == "sem_run: $N: lease lost"* ]] || fail "$stderr"
+	sleep 1.6
+	value_is "$N" 1
+	lib sem_destroy "$N"
+}
+
+@test "follow ends with 'destroyed' (status 0) when a Redis name is destroyed, as on System V" {
+	ok init "$N" 1
+	"$HELPER" follow "$N" >"$D/follow" 2>&1 3>&- &
+	local f=$!
+	sleep 0.3
+	ok destroy "$N"
+	local rc=0
+	wait "$f" || rc=$?
+	((rc == 0)) || fail "follow exited $rc: $(cat "$D/follow")"
+	grep -q "destroyed $N" "$D/follow" || fail "$(cat "$D/follow")"
 }
