@@ -56,6 +56,20 @@ struct Keeper {
 }
 
 impl Keeper {
+    /// Keep `lease`, asked for at `asked`. The grant's lease started when the server
+    /// granted it, which we can't see: refresh at once, so that our deadlines count from
+    /// a time we know.
+    fn start(lease: Box<dyn Lease>, asked: Instant) -> Keeper {
+        let mut keeper = Keeper {
+            lease,
+            good: asked,
+            next: Instant::now(),
+            lost: None,
+        };
+        keeper.refresh();
+        keeper
+    }
+
     fn period(&self) -> Duration {
         self.lease.duration() / 3
     }
@@ -104,26 +118,11 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let duration = sem::lease_from_env()?;
     let asked = Instant::now();
-    let lease = match sem.lease(n, timeout, &signals::CANCEL, duration) {
-        Ok(l) => l,
-        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-            std::process::exit(code.into())
-        }
-        Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
-            Some(sig) => signals::die_of(sig),
-            None => return Err(e.into()),
-        },
-        Err(e) => return Err(e.into()),
-    };
-    let mut keeper = Keeper {
-        lease,
-        good: asked,
-        next: Instant::now(),
-        lost: None,
-    };
-    // The grant's lease started when the server granted it, which we can't see: refresh
-    // at once, so that our deadlines count from a time we know.
-    keeper.refresh();
+    let lease = crate::slot::taken_or_exit(
+        sem.lease(n, timeout, &signals::CANCEL, duration),
+        code,
+    )?;
+    let mut keeper = Keeper::start(lease, asked);
     if let Some(why) = keeper.lost.take() {
         crate::say("run", &format!("{}: {why}", name.label().display()));
         return Ok(ExitCode::Failure);
@@ -238,14 +237,9 @@ pub struct HeldLease {
 impl HeldLease {
     /// Keep `lease`, asked for at `asked`.
     pub fn new(lease: Box<dyn Lease>, asked: Instant) -> HeldLease {
-        let mut keeper = Keeper {
-            lease,
-            good: asked,
-            next: Instant::now(),
-            lost: None,
-        };
-        keeper.refresh();
-        HeldLease { keeper }
+        HeldLease {
+            keeper: Keeper::start(lease, asked),
+        }
     }
 
     /// The grant's fence number.

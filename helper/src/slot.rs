@@ -76,6 +76,22 @@ fn find_program(prog: &OsStr) -> Result<PathBuf, (u8, &'static str)> {
     }
 }
 
+/// What `run` does with the outcome of its take: on time-out (or would-block) exit with
+/// `code`, silently; interrupted by a signal, die of it; any other error is returned.
+pub fn taken_or_exit<T>(taken: sem::Result<T>, code: u8) -> anyhow::Result<T> {
+    match taken {
+        Ok(t) => Ok(t),
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            std::process::exit(code.into())
+        }
+        Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
+            Some(sig) => signals::die_of(sig),
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `run NAME [-w S] [-E C] -- PROGRAM [ARG...]`: take a count, then become PROGRAM.
 pub fn run(
     name: OsString,
@@ -117,17 +133,7 @@ pub fn run(
         );
     }
     let undo = sem.capabilities().undo;
-    match take(&*sem, slot.count, timeout, undo) {
-        Ok(()) => {}
-        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-            std::process::exit(code.into())
-        }
-        Err(e) if e.kind() == ErrorKind::Interrupted => match signals::caught() {
-            Some(sig) => signals::die_of(sig),
-            None => return Err(e.into()),
-        },
-        Err(e) => return Err(e.into()),
-    }
+    taken_or_exit(take(&*sem, slot.count, timeout, undo), code)?;
     // The count is ours. A stop signal caught just before we blocked them cancels the
     // run (exiting gives the count back); one that comes later stays pending through the
     // exec and then acts on the program as it would have on us.
