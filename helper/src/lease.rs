@@ -118,10 +118,8 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let duration = sem::lease_from_env()?;
     let asked = Instant::now();
-    let lease = crate::slot::taken_or_exit(
-        sem.lease(n, timeout, &signals::CANCEL, duration),
-        code,
-    )?;
+    let lease =
+        crate::slot::taken_or_exit(sem.lease(n, timeout, &signals::CANCEL, duration), code)?;
     let mut keeper = Keeper::start(lease, asked);
     if let Some(why) = keeper.lost.take() {
         crate::say("run", &format!("{}: {why}", name.label().display()));

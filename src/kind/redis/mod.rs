@@ -154,10 +154,7 @@ impl Link {
         }
         // One line, whatever the library or the peer (not a Redis server?) said.
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let kind = match e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-        {
+        let kind = match e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
             true => ErrorKind::Unreachable,
             false => ErrorKind::Other,
         };
@@ -249,7 +246,9 @@ impl Link {
                 ErrorKind::Removed,
                 "the semaphore was destroyed while waiting",
             ),
-            (_, true) => self.name.error(ErrorKind::Removed, "the semaphore was destroyed"),
+            (_, true) => self
+                .name
+                .error(ErrorKind::Removed, "the semaphore was destroyed"),
             _ => self.name.error(ErrorKind::NotFound, "no such semaphore"),
         }
     }
@@ -698,9 +697,8 @@ impl Lease for RedisLease {
         match r.first().map(String::as_str) {
             Some("ok") => Ok(()),
             Some("missing") => Err(self.lost("the semaphore is gone from the server")),
-            _ => Err(self.lost(
-                "the server no longer knows it (it ran out, or the server lost its data)",
-            )),
+            _ => Err(self
+                .lost("the server no longer knows it (it ran out, or the server lost its data)")),
         }
     }
 
