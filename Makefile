@@ -1,5 +1,6 @@
 # sem: counting semaphores for shell scripts.
-#   make            build the release helper, its man pages and shell completions
+#   make            build the release helper, the bash builtin, the helper's man pages and
+#                   shell completions
 #   make test       install what's missing, then run every test (cargo test, lint, bats,
 #                   the contract suites once per kind, a benchmark smoke run)
 #   make stress     long chaos and load runs (STRESS_SECONDS, default 600)
@@ -7,8 +8,9 @@
 #   make fuzz       the fuzz targets, FUZZ_SECONDS each
 #   make demo       8 jobs throttled through a semaphore of 3 slots
 #   make demo-fleet 8 jobs on 3 simulated runners through 2 Redis slots, one runner killed
-#   make install    PREFIX=/usr/local DESTDIR= (the helper and sem.sh in BINDIR, man pages
-#                   and bash, zsh and fish completions under DATADIR)
+#   make install    PREFIX=/usr/local DESTDIR= (the helper, sem.sh and the builtin
+#                   sem-builtin.so in BINDIR, man pages and bash, zsh and fish
+#                   completions under DATADIR)
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
@@ -26,6 +28,9 @@ TRIPLE  := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC  := --config $(CURDIR)/helper/static.toml
 TARGET  := --target $(TRIPLE)
 HELPER  := target/release/semctl-helper
+# The bash builtin: built with a profile that unwinds (Cargo.toml), never static, and
+# copied beside the helper under the name sem.sh looks for.
+BUILTIN := target/release/sem-builtin.so
 # gen-docs/ writes the man pages and completions here, laid out as under share/.
 SHARE   := target/release/share
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -39,6 +44,8 @@ all: build
 build:
 	$(CARGO) $(STATIC) build $(TARGET) --release --locked -p semctl-helper
 	cp target/$(TRIPLE)/release/semctl-helper $(HELPER).new && mv -f $(HELPER).new $(HELPER)
+	$(CARGO) build --profile builtin --locked -p sem-builtin
+	install -m 0755 target/builtin/libsem_builtin.so $(BUILTIN)
 	$(CARGO) run --release --locked --quiet -p sem-gen-docs -- $(SHARE)
 
 $(HELPER): build
@@ -52,6 +59,7 @@ deps: deps-redis
 	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
 	command -v ipcs >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	command -v setpriv >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	[ -f /usr/include/bash/builtins.h ] || missing="$$missing bash-builtins"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
@@ -118,16 +126,27 @@ lint: deps
 
 cargo-test: build
 	$(CARGO) $(STATIC) test $(TARGET) --release --locked -p sem -p semctl-helper
+	$(CARGO) test --profile builtin --locked -p sem-builtin
 
 # As root, the suites run in a private IPC namespace, where every test can check that it
-# leaked no kernel set without seeing other processes' sets.
+# leaked no kernel set without seeing other processes' sets. They run twice: with the
+# bash builtin (sem.sh's default) and with SEM_BUILTIN=0 (the helper for everything).
+# Both runs happen even after one fails; the target fails if either did.
+BUILTIN_MODES := on 0
+
 bats: build deps venv node-test
-	@if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
-		echo "bats: in a private IPC namespace"; \
-		SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/; \
-	else \
-		bats bats/; \
-	fi
+	@failed=''; \
+	for mode in $(BUILTIN_MODES); do \
+		if [ "$$mode" = on ]; then b=; else b=$$mode; fi; \
+		if [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
+			echo "bats: SEM_BUILTIN=$$b, in a private IPC namespace"; \
+			SEM_BUILTIN=$$b SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/ || failed="$$failed SEM_BUILTIN=$$b"; \
+		else \
+			echo "bats: SEM_BUILTIN=$$b"; \
+			SEM_BUILTIN=$$b bats bats/ || failed="$$failed SEM_BUILTIN=$$b"; \
+		fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bats: failed with:$$failed"; exit 1; fi
 
 # The fleet tests alone (bats/fleet.bats; `make bats` runs them too): simulated machines
 # sharing semaphores on Redis servers that the file starts and stops itself. They need
@@ -144,21 +163,26 @@ bats-fleet: build deps
 # per kind in KINDS (SEM_TEST_KIND): System V as root in a private IPC namespace, as the
 # bats target runs it, then POSIX (/dev/shm is no IPC namespace's), then Redis, on a
 # server of its own (tests/redis/server.sh with: a free loopback port, stopped by pid
-# however the run ends). Every kind runs, even after one fails; the target fails if any
-# did.
+# however the run ends). System V runs with the builtin and with SEM_BUILTIN=0; the other
+# kinds, which the builtin hands to the helper, once (through that hand-over). Every run
+# happens, even after one fails; the target fails if any did.
 KINDS ?= sysv posix redis
 
 bats-contract: build deps
 	@failed=''; \
+	for mode in $(BUILTIN_MODES); do \
+	if [ "$$mode" = on ]; then b=; else b=$$mode; fi; \
 	for kind in $(KINDS); do \
-		echo "bats-contract: SEM_TEST_KIND=$$kind"; \
+		if [ "$$mode" != on ] && [ "$$kind" != sysv ]; then continue; fi; \
+		echo "bats-contract: SEM_TEST_KIND=$$kind SEM_BUILTIN=$$b"; \
 		if [ "$$kind" = sysv ] && [ "$$(id -u)" = 0 ] && unshare --ipc true 2>/dev/null; then \
-			SEM_TEST_KIND=$$kind SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/contract/ || failed="$$failed $$kind"; \
+			SEM_BUILTIN=$$b SEM_TEST_KIND=$$kind SEM_TEST_PRIVATE_IPC=1 unshare --ipc bats bats/contract/ || failed="$$failed $$kind/SEM_BUILTIN=$$b"; \
 		elif [ "$$kind" = redis ]; then \
 			SEM_TEST_KIND=$$kind tests/redis/server.sh with bats bats/contract/ || failed="$$failed $$kind"; \
 		else \
-			SEM_TEST_KIND=$$kind bats bats/contract/ || failed="$$failed $$kind"; \
+			SEM_BUILTIN=$$b SEM_TEST_KIND=$$kind bats bats/contract/ || failed="$$failed $$kind/SEM_BUILTIN=$$b"; \
 		fi; \
+	done; \
 	done; \
 	if [ -n "$$failed" ]; then echo "bats-contract: failed for:$$failed"; exit 1; fi
 
@@ -174,6 +198,7 @@ demo-fleet: build deps-redis
 install: build
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/semctl-helper
 	install -D -m 0644 sh/sem.sh $(DESTDIR)$(BINDIR)/sem.sh
+	install -D -m 0755 $(BUILTIN) $(DESTDIR)$(BINDIR)/sem-builtin.so
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 $(SHARE)/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -D -m 0644 $(SHARE)/bash-completion/completions/semctl-helper \
@@ -184,7 +209,7 @@ install: build
 		$(DESTDIR)$(FISHCOMPDIR)/semctl-helper.fish
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/semctl-helper $(DESTDIR)$(BINDIR)/sem.sh
+	rm -f $(DESTDIR)$(BINDIR)/semctl-helper $(DESTDIR)$(BINDIR)/sem.sh $(DESTDIR)$(BINDIR)/sem-builtin.so
 	rm -f $(DESTDIR)$(MANDIR)/man1/semctl-helper.1 $(DESTDIR)$(MANDIR)/man1/semctl-helper-*.1
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/semctl-helper $(DESTDIR)$(ZSHCOMPDIR)/_semctl-helper \
 		$(DESTDIR)$(FISHCOMPDIR)/semctl-helper.fish

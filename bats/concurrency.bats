@@ -292,6 +292,7 @@ alive() {
 }
 
 @test "the calling shell's sem_wait killed by SIGTERM returns no count" {
+	use_helper # the helper's own process (bats/builtin.bats: the shell's wait)
 	sem_init "$D/s" 0
 	bg bash -c 'source "$1"; sem_wait "$2"; echo "returned $?" >"$3"' \
 		_ "$REPO_ROOT/sh/sem.sh" "$D/s" "$D/result"
@@ -307,6 +308,7 @@ alive() {
 }
 
 @test "a background sem_wait (SIGINT ignored) survives SIGINT and still takes its count" {
+	use_helper # the helper's own process (bats/builtin.bats: the shell's wait)
 	sem_init "$D/s" 0
 	# A non-interactive shell starts its background jobs with SIGINT ignored.
 	bg bash -c 'source "$1"; sem_wait "$2" & wait $!; echo "returned $?" >"$3"' \
@@ -328,6 +330,7 @@ alive() {
 }
 
 @test "the calling shell killed with -9: the waiting helper is gone within 1 s, takes nothing" {
+	use_helper # the helper's own process (bats/builtin.bats: the shell's wait)
 	sem_init "$D/s" 0
 	bg bash -c 'source "$1"; sem_wait "$2"; echo "returned $?"' _ "$REPO_ROOT/sh/sem.sh" "$D/s"
 	local shell=$! helper i
@@ -346,6 +349,7 @@ alive() {
 }
 
 @test "the calling shell killed with SIGTERM alone (a CI cancel): the helper does not linger" {
+	use_helper # the helper's own process (bats/builtin.bats: the shell's wait)
 	sem_init "$D/s" 0
 	bg bash -c 'source "$1"; sem_wait "$2"; echo "returned $?"' _ "$REPO_ROOT/sh/sem.sh" "$D/s"
 	local shell=$! helper i

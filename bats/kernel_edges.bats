@@ -271,13 +271,13 @@ remove_all_sets() {
 @test "SIGSTOP/SIGCONT: a 2 s wait stopped for 1.5 s still returns at about 2 s" {
 	sem_init "$D/s" 0
 	bg_wait "$BATS_TEST_TMPDIR/w" "$D/s" 2
-	local pid=$! helper
+	local pid=$! waiter
 	wait_for_waiters "$D/s" 1
-	helper=$(helper_of "$pid")
+	waiter=$(waiter_of "$pid")
 	sleep 0.3
-	kill -STOP "$helper"
+	kill -STOP "$waiter"
 	sleep 1.5
-	kill -CONT "$helper"
+	kill -CONT "$waiter"
 	await "$BATS_TEST_TMPDIR/w" 10
 	local rc start end
 	read -r rc start end <"$BATS_TEST_TMPDIR/w"
@@ -308,13 +308,13 @@ remove_all_sets() {
 @test "SIGSTOP/SIGCONT: a count posted while the waiter is stopped is taken once continued" {
 	sem_init "$D/s" 0
 	bg_wait "$BATS_TEST_TMPDIR/w" "$D/s" 30
-	local pid=$! helper
+	local pid=$! waiter
 	wait_for_waiters "$D/s" 1
-	helper=$(helper_of "$pid")
-	kill -STOP "$helper"
+	waiter=$(waiter_of "$pid")
+	kill -STOP "$waiter"
 	sem_post "$D/s"
 	sleep 0.2
-	kill -CONT "$helper"
+	kill -CONT "$waiter"
 	await "$BATS_TEST_TMPDIR/w" 10
 	assert_equal "$(cut -d' ' -f1 "$BATS_TEST_TMPDIR/w")" 0
 	assert_waiter_silent "$BATS_TEST_TMPDIR/w"

@@ -297,7 +297,8 @@ alive'
 		assert_failure 1
 		assert_output ''
 	done
-	# 127 and 126: a helper that can't be run.
+	# 127 and 126: a helper that can't be run (the builtin would need none).
+	use_helper
 	SEMCTL_HELPER=/nonexistent run --separate-stderr sem_peek "$D/s"
 	assert_failure 1
 	assert_output ''

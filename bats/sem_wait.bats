@@ -260,6 +260,7 @@ switches() {
 }
 
 @test "a blocked sem_wait sleeps in the kernel: no CPU and no wake-ups while it waits" {
+	use_helper # the helper's own process (bats/builtin.bats: the shell's wait)
 	sem_init "$D/s" 0
 	bg_wait "$D/w1" "$D/s"
 	local job1=$!
@@ -294,6 +295,7 @@ switches() {
 }
 
 @test "a blocked sem_wait killed by SIGTERM returns 1 and takes no count" {
+	use_helper # the helper's own process (bats/builtin.bats: the shell's wait)
 	sem_init "$D/s" 0
 	bg_wait "$D/w" "$D/s"
 	local job=$!
@@ -321,7 +323,7 @@ switches() {
 	local job=$!
 	wait_for_waiters "$D/s" 1
 	local h
-	h=$(helper_of "$job")
+	h=$(waiter_of "$job")
 	kill -STOP "$h"
 	sleep 0.3
 	kill -CONT "$h"
@@ -341,7 +343,7 @@ switches() {
 	local job=$!
 	wait_for_waiters "$D/s" 1
 	local h
-	h=$(helper_of "$job")
+	h=$(waiter_of "$job")
 	kill -STOP "$h"
 	sleep 1.5
 	local t_cont
@@ -365,7 +367,7 @@ switches() {
 	local job=$!
 	wait_for_waiters "$D/s" 1
 	local h
-	h=$(helper_of "$job")
+	h=$(waiter_of "$job")
 	kill -STOP "$h"
 	sleep 0.1
 	kill -CONT "$h"
@@ -416,6 +418,7 @@ switches() {
 }
 
 @test "sem_wait stays silent when its helper is killed by a signal (no job-status line)" {
+	use_helper # the helper's own process (bats/builtin.bats: signals to the shell)
 	local sig
 	for sig in HUP TERM USR1 KILL; do
 		sem_init "$D/s$sig" 0

@@ -222,6 +222,31 @@ helper_of() {
 	echo "$pid"
 }
 
+# builtin_in_use: whether this shell's sem.sh runs its quick operations in the shell, by the
+# builtin (make bats runs every suite with it and again with SEM_BUILTIN=0).
+builtin_in_use() {
+	[[ $(declare -f sem_post) == *'builtin __sem'* ]]
+}
+
+# use_helper: from here on, this test's sem.sh calls, and those of the shells it starts,
+# use the helper: for tests of the helper's own process (its signals, its parent watch).
+use_helper() {
+	export SEM_BUILTIN=0
+	# shellcheck source=sh/sem.sh
+	source "$REPO_ROOT/sh/sem.sh"
+}
+
+# waiter_of PID [NAME]: the process that sleeps in the sem_wait on NAME (a path by default)
+# that PID runs: PID itself when the builtin waits in the shell (System V names), else
+# PID's semctl-helper child.
+waiter_of() {
+	if builtin_in_use && [[ ${2:-/} != posix:* && ${2:-/} != redis:* && ${2:-/} != rediss:* ]]; then
+		echo "$1"
+		return 0
+	fi
+	helper_of "$1"
+}
+
 # poll SECONDS CMD...: run CMD every 20 ms until it succeeds; fail after SECONDS.
 poll() {
 	local limit=$1 i

@@ -233,6 +233,8 @@ exec {lockfd}>"$lock"
 
 op_floor() { local i; for ((i = 0; i < $1; i++)); do /bin/true; /bin/true; done; }
 op_lib() { local i; for ((i = 0; i < $1; i++)); do sem_post "$pair"; sem_wait "$pair"; done; }
+# sem.sh's helper path, which the public functions take without the builtin (SEM_BUILTIN=0).
+op_libh() { local i; for ((i = 0; i < $1; i++)); do _sem_h_post "$pair"; _sem_h_wait "$pair"; done; }
 op_helper() { local i; for ((i = 0; i < $1; i++)); do "$H" post "$pair"; "$H" wait "$pair"; done; }
 op_flock2() { local i; for ((i = 0; i < $1; i++)); do flock -x "$lockfd"; flock -u "$lockfd"; done; }
 op_flock1() { local i; for ((i = 0; i < $1; i++)); do flock "$lock" /bin/true; done; }
@@ -248,9 +250,16 @@ timed() {
 }
 
 call_ops=(floor lib helper flock2 flock1)
+# With the builtin loaded, sem.sh's functions run in the shell; the helper path then
+# competes as a contender of its own.
+has_builtin=0
+if [[ $(declare -f sem_post) == *'builtin __sem'* ]]; then
+	has_builtin=1
+	call_ops+=(libh)
+fi
 ((has_run)) && call_ops+=(run)
 ((have_parallel)) && call_ops+=(parallel)
-say "1/6 per-call cost: ${call_ops[*]} x $rounds rounds"
+say "1/7 per-call cost: ${call_ops[*]} x $rounds rounds"
 if ((has_run)); then sem_post "$pair"; fi # sem_run needs a free slot
 for ((r = 0; r < rounds; r++)); do
 	# Rotate the order each round, so that no contender always runs first.
@@ -421,7 +430,7 @@ if ((have_python)); then
 	bg_pids+=("$POSTER_PID")
 	wake_kinds+=(sem_direct helper_direct flock_direct)
 fi
-say "2/6 wake-up latency: ${wake_kinds[*]} x $wake_samples$( ((par_samples)) && echo ", parallel x $par_samples")"
+say "2/7 wake-up latency: ${wake_kinds[*]} x $wake_samples$( ((par_samples)) && echo ", parallel x $par_samples")"
 for ((s = 0; s < wake_samples; s++)); do
 	n=${#wake_kinds[@]}
 	for ((k = 0; k < n; k++)); do "wake_${wake_kinds[(k + s) % n]}"; done
@@ -470,39 +479,60 @@ release() {
 }
 uproc=$(ulimit -u)
 
+# scale_one N [shell]: N helper waiters; with "shell", N bash shells waiting in the
+# builtin (results under the key shN).
 scale_one() {
-	local n=$1 i c0 c1 t0 t1 t2 pids=()
+	local n=$1 i c0 c1 t0 t1 t2 pids=() key=$1
 	if [[ $uproc != unlimited ]] && ((uproc < n + 200)); then
 		say "  skipping $n waiters: ulimit -u is $uproc"
 		return 0
 	fi
 	for ((i = 0; i < n; i++)); do
-		"$H" wait "$sname" &
+		if [[ ${2-} == shell ]]; then
+			# shellcheck disable=SC2016 # the script is the child bash's
+			bash --norc --noprofile -c 'source "$1"; sem_wait "$2"' _ "$root/sh/sem.sh" "$sname" &
+		else
+			"$H" wait "$sname" &
+		fi
 		pids+=($!)
 	done
+	[[ ${2-} == shell ]] && key=sh$n
 	bg_pids+=("${pids[@]}")
 	wait_ncount "$sid" "$n" 60 || die "$n waiters never all blocked"
 	c0=$(cpu_ticks "${pids[@]}")
 	sleep "$cpu_window"
 	c1=$(cpu_ticks "${pids[@]}")
 	# CPU over the window, in ms per second of waiting, for all N together
-	calc "($c1 - $c0) * 1000 / $tick / $cpu_window" >>"$res/scale.cpu.$n"
-	[[ -s $res/scale.rss.$n ]] || rss_kb "${pids[0]}" >"$res/scale.rss.$n"
+	calc "($c1 - $c0) * 1000 / $tick / $cpu_window" >>"$res/scale.cpu.$key"
+	[[ -s $res/scale.rss.$key ]] || rss_kb "${pids[0]}" >"$res/scale.rss.$key"
 	t0=${EPOCHREALTIME/./}
-	release "$n"
+	if [[ ${2-} == shell ]]; then
+		# Shells are released by a post of N: between two 20 ms slices a shell is out of
+		# the kernel's queue for a moment, and relax, which posts what it counts there,
+		# would leave it for the next release (as a waiter arriving just after).
+		"$H" post "$sname" "$n"
+	else
+		release "$n"
+	fi
 	t1=${EPOCHREALTIME/./}
 	wait "${pids[@]}" || die "a waiter failed"
 	t2=${EPOCHREALTIME/./}
 	bg_pids=("${bg_pids[@]:0:${#bg_pids[@]}-n}")
-	calc "($t2 - $t0) / 1000" >>"$res/scale.release.$n"
-	calc "($t1 - $t0) / 1000" >>"$res/scale.call.$n"
+	calc "($t2 - $t0) / 1000" >>"$res/scale.release.$key"
+	calc "($t1 - $t0) / 1000" >>"$res/scale.call.$key"
 	[[ $(ncount "$sid") == 0 && $(sem_peek "$sname") == 0 ]] || die "after releasing $n: waiters or counts left"
 }
 
-say "3/6 scale: ${scale_ns[*]} waiters x $scale_rounds rounds (release: $release_how)"
+say "3/7 scale: ${scale_ns[*]} waiters x $scale_rounds rounds (release: $release_how)"
 for ((r = 0; r < scale_rounds; r++)); do
 	n=${#scale_ns[@]}
 	for ((k = 0; k < n; k++)); do scale_one "${scale_ns[(k + r) % n]}"; done
+	# Shells waiting in the builtin, up to 100 (a bash each).
+	if ((has_builtin)); then
+		for m in "${scale_ns[@]}"; do
+			((m <= 100)) && scale_one "$m" shell
+		done
+	fi
 done
 
 # ---------------------------------------------------------------------------------------
@@ -548,7 +578,7 @@ contend() {
 
 cont_ops=(lib flock2 flock1)
 ((has_run)) && cont_ops+=(run)
-say "4/6 contention: ${cont_ops[*]} with ${cont_ws[*]} workers x $cont_rounds rounds"
+say "4/7 contention: ${cont_ops[*]} with ${cont_ws[*]} workers x $cont_rounds rounds"
 for ((r = 0; r < cont_rounds; r++)); do
 	for w in "${cont_ws[@]}"; do
 		n=${#cont_ops[@]}
@@ -564,8 +594,14 @@ op_true() { local i; for ((i = 0; i < $1; i++)); do /bin/true; done; }
 op_version() { local i; for ((i = 0; i < $1; i++)); do "$H" --version >/dev/null; done; }
 op_peek() { local i; for ((i = 0; i < $1; i++)); do "$H" peek "$pair" >/dev/null; done; }
 op_flockv() { local i; for ((i = 0; i < $1; i++)); do flock --version >/dev/null; done; }
-start_ops=(true version peek flockv)
-say "5/6 start-up: ${start_ops[*]} x $rounds rounds"
+# A script's start: bash, and bash sourcing sem.sh with the builtin and without.
+op_bash() { local i; for ((i = 0; i < $1; i++)); do bash --norc --noprofile -c :; done; }
+# shellcheck disable=SC2016 # the scripts are the child bash's
+op_srcb() { local i; for ((i = 0; i < $1; i++)); do bash --norc --noprofile -c 'source "$1"' _ "$root/sh/sem.sh"; done; }
+# shellcheck disable=SC2016
+op_src0() { local i; for ((i = 0; i < $1; i++)); do SEM_BUILTIN=0 bash --norc --noprofile -c 'source "$1"' _ "$root/sh/sem.sh"; done; }
+start_ops=(true version peek flockv bash srcb src0)
+say "5/7 start-up: ${start_ops[*]} x $rounds rounds"
 for ((r = 0; r < rounds; r++)); do
 	n=${#start_ops[@]}
 	for ((k = 0; k < n; k++)); do
@@ -590,6 +626,11 @@ if ((have_time)); then
 		/usr/bin/time -f %M -o "$work/t" "$H" --version >/dev/null && cat "$work/t" >>"$res/mem.version"
 		/usr/bin/time -f %M -o "$work/t" "$H" peek "$pair" >/dev/null && cat "$work/t" >>"$res/mem.peek"
 		/usr/bin/time -f %M -o "$work/t" flock --version >/dev/null && cat "$work/t" >>"$res/mem.flockv"
+		/usr/bin/time -f %M -o "$work/t" bash --norc --noprofile -c : && cat "$work/t" >>"$res/mem.bash"
+		# shellcheck disable=SC2016
+		/usr/bin/time -f %M -o "$work/t" bash --norc --noprofile -c 'source "$1"' _ "$root/sh/sem.sh" && cat "$work/t" >>"$res/mem.srcb"
+		# shellcheck disable=SC2016
+		SEM_BUILTIN=0 /usr/bin/time -f %M -o "$work/t" bash --norc --noprofile -c 'source "$1"' _ "$root/sh/sem.sh" && cat "$work/t" >>"$res/mem.src0"
 	done
 fi
 
@@ -643,7 +684,7 @@ if ((have_redis)); then
 	op_srun() { local i; for ((i = 0; i < $1; i++)); do sem_run "$spair" /bin/true; done; }
 	r_ops=(floor rping rlib rhelper slib shelper)
 	((has_run)) && r_ops+=(rrun srun)
-	say "6/6 Redis: per-call ${r_ops[*]} x $r_rounds rounds; wake-up x $r_wake; $r_many waiters x $r_many_rounds"
+	say "6/7 Redis: per-call ${r_ops[*]} x $r_rounds rounds; wake-up x $r_wake; $r_many waiters x $r_many_rounds"
 	for ((r = 0; r < r_rounds; r++)); do
 		n=${#r_ops[@]}
 		for ((k = 0; k < n; k++)); do
@@ -723,6 +764,40 @@ if ((have_redis)); then
 	[[ $(redis_llen "${rmany#redis:}") == 0 ]] || die "Redis waiters left queued"
 fi
 
+# ---------------------------------------------------------------------------------------
+# 7. In the shell: one operation through sem.sh's public functions with the builtin, from
+# a bash loop, against an empty function call and a spawn of /bin/true, in one run.
+
+inner=$work/inner
+new_sem "$inner" 0
+f6() { :; }
+op6_loop() { local i; for ((i = 0; i < $1; i++)); do :; done; }
+op6_func() { local i; for ((i = 0; i < $1; i++)); do f6; done; }
+# Two operations an iteration (the value stays 0): timed divides by the operations.
+op6_sem() { local i; for ((i = 0; i < $1; i += 2)); do sem_post "$inner"; sem_trywait "$inner"; done; }
+op6_raw() { local i; for ((i = 0; i < $1; i += 2)); do builtin __sem post "$inner"; builtin __sem trywait "$inner"; done; }
+# A function of the same shape as sem.sh's, around the builtin :, with the same argument.
+f6a() { builtin : post "$@" || :; }
+op6_funca() { local i; for ((i = 0; i < $1; i++)); do f6a "$inner"; done; }
+op6_true() { local i; for ((i = 0; i < $1; i++)); do /bin/true; done; }
+if ((has_builtin)); then
+	shell_ops=(loop func funca sem raw true)
+	if ((smoke)); then shell_iters=2000 true_iters=20; else shell_iters=20000 true_iters=300; fi
+	say "7/7 in the shell: ${shell_ops[*]} x $rounds rounds"
+	for ((r = 0; r < rounds; r++)); do
+		n=${#shell_ops[@]}
+		for ((k = 0; k < n; k++)); do
+			op=${shell_ops[(k + r) % n]}
+			it=$shell_iters
+			[[ $op == true ]] && it=$true_iters
+			us=$(timed "op6_$op" "$it")
+			echo "$us" >>"$res/shell.$op"
+			echo "$r $us" >>"$res/shellr.$op"
+		done
+	done
+	[[ $(sem_peek "$inner") == 0 ]] || die "in the shell: the semaphore lost or gained a count"
+fi
+
 t_run1=${EPOCHREALTIME/./}
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(calc "($t_run1 - $t_run0) / 1000000")
@@ -761,6 +836,11 @@ if ((smoke)); then
 		echo "Redis: skipped (no redis-server; make deps-redis installs it)"
 	fi
 	printf 'elapsed: %s s\n' "$(fmt 1 "$elapsed")"
+	if ((has_builtin)); then
+		best_shell=$(sort -g "$res/shell.sem" | head -n1)
+		printf 'sem.sh op with the builtin: %s us (best of %d rounds; bound 100)\n' "$(fmt 1 "$best_shell")" "$rounds"
+		awk -v x="$best_shell" 'BEGIN { exit !(x < 100) }' || { say "FAIL: a sem.sh op with the builtin above 100 us"; fail=1; }
+	fi
 	((fail == 0)) && echo "bench-smoke: ok"
 	exit "$fail"
 fi
@@ -784,7 +864,8 @@ row_ms() {
 label() {
 	case $1 in
 	floor) echo '`/bin/true; /bin/true` (the floor: two spawns)' ;;
-	lib) echo '`sem_post X; sem_wait X` (sem.sh)' ;;
+	lib) if ((has_builtin)); then echo '`sem_post X; sem_wait X` (sem.sh, in the shell: the builtin)'; else echo '`sem_post X; sem_wait X` (sem.sh)'; fi ;;
+	libh) echo '`sem_post X; sem_wait X` (sem.sh with SEM_BUILTIN=0: the helper)' ;;
 	helper) echo '`semctl-helper post X; semctl-helper wait X`' ;;
 	flock2) echo '`flock -x 9; flock -u 9` (two spawns)' ;;
 	flock1) echo '`flock FILE /bin/true` (one flock, which runs /bin/true)' ;;
@@ -801,14 +882,90 @@ label() {
 	slib) echo '`sem_trywait X; sem_post X` (System V, sem.sh)' ;;
 	shelper) echo '`semctl-helper trywait X; semctl-helper post X` (System V)' ;;
 	srun) echo '`sem_run X /bin/true` (System V)' ;;
+	bash) echo '`bash -c :` (a script'"'"'s start)' ;;
+	srcb) echo '`bash -c "source sem.sh"` (loads the builtin)' ;;
+	src0) echo '`SEM_BUILTIN=0 bash -c "source sem.sh"`' ;;
 	esac
 }
 short() {
 	case $1 in
-	floor) echo "2x /bin/true" ;; lib) echo "sem pair (sem.sh)" ;; helper) echo "helper pair" ;;
+	floor) echo "2x /bin/true" ;; lib) echo "sem pair (sem.sh)" ;; libh) echo "sem pair (SEM_BUILTIN=0)" ;; helper) echo "helper pair" ;;
 	flock2) echo "flock -x/-u" ;; flock1) echo "flock FILE /bin/true" ;; run) echo "sem_run X /bin/true" ;;
 	parallel) echo "parallel sem" ;; sem) echo "sem" ;; flock) echo "flock" ;;
 	esac
+}
+# shell_row OP LABEL: one row of section 6: median, min, max in µs per operation, and the
+# ratio to an empty function call in the same round.
+shell_row() {
+	local m lo hi r
+	read -r m lo hi _ _ < <(stats "$res/shell.$1")
+	ratios "$res/shellr.$1" "$res/shellr.func" >"$res/shratio.$1"
+	r=$(median "$res/shratio.$1")
+	printf '| %s | %s | %s | %s | %s |\n' "$2" "$(fmt 2 "$m")" "$(fmt 2 "$lo")" "$(fmt 2 "$hi")" "$(fmt 2 "$r")"
+}
+# shell_syscalls: system calls per sem.sh operation with the builtin (strace -c: 1000
+# iterations of the pair less none), one "NAME PER-OP" line per call.
+shell_syscalls() {
+	local n
+	for n in 0 1000; do
+		# shellcheck disable=SC2016 # the script is bash's, with its own arguments
+		strace -f -c -o "$work/strace.$n" bash --norc --noprofile -c 'source "$1"; for ((i = 0; i < $2; i++)); do sem_post "$3"; sem_trywait "$3"; done' \
+			_ "$root/sh/sem.sh" "$n" "$inner" >/dev/null
+	done
+	awk 'FNR == 1 { f++ } $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { c[f, $NF] += $4; names[$NF] = 1 }
+		END { for (k in names) { d = (c[2, k] - c[1, k]) / 2000; if (d >= 0.005) printf "%s %.2f\n", k, d } }' \
+		"$work/strace.0" "$work/strace.1000" | sort -k2,2gr
+}
+# Backquotes in these strings are Markdown code spans, not command substitutions.
+# shellcheck disable=SC2016
+shell_section() {
+	if ((!has_builtin)); then
+		echo "The builtin was not loaded in this run (SEM_BUILTIN=0, or no target/release/sem-builtin.so)."
+		return 0
+	fi
+	local m_sem m_raw m_func m_loop r_sem r_true calls
+	m_sem=$(median "$res/shell.sem")
+	m_raw=$(median "$res/shell.raw")
+	m_func=$(median "$res/shell.func")
+	m_loop=$(median "$res/shell.loop")
+	ratios "$res/shellr.sem" "$res/shellr.func" >"$res/shratio.sem"
+	r_sem=$(median "$res/shratio.sem")
+	ratios "$res/shellr.true" "$res/shellr.sem" >"$res/shratio.true"
+	r_true=$(median "$res/shratio.true")
+	cat <<EOF
+One operation from a bash loop: \`sem_post X; sem_trywait X\` through sem.sh's public
+functions with the builtin loaded (the value stays 0), $shell_iters operations a round,
+$rounds rounds, against the same loop calling an empty function \`f(){ :; }\`, the bare
+loop, the builtin called directly (\`builtin __sem post X\`, no function), a function of
+sem.sh's shape around the \`:\` builtin, and a spawn of
+\`/bin/true\` ($true_iters a round). Microseconds per operation (per iteration for the
+others), loop included.
+
+| per operation | median µs | min | max | ratio to \`f(){ :; }\` |
+|---|---|---|---|---|
+$(shell_row loop 'the empty loop: `for ((...)); do :; done`')
+$(shell_row func 'an empty function call `f`')
+$(shell_row funca '`g X`: a function of sem.sh'"'"'s shape around `builtin :`')
+$(shell_row sem '`sem_post X` / `sem_trywait X` (sem.sh, the builtin)')
+$(shell_row raw '`builtin __sem post X` / `trywait` (no sem.sh function)')
+$(shell_row true 'a spawn of `/bin/true`')
+
+A sem.sh operation is $(fmt 2 "$m_sem") µs: $(fmt 2 "$r_sem")× an empty function call, and a
+spawn of \`/bin/true\` costs $(fmt 0 "$r_true") times as much. Where the time goes: the loop
+itself $(fmt 2 "$m_loop") µs; the builtin (bash's call, the name's resolution, the cache's
+two checks and the operation) $(fmt 2 "$(calc "$m_raw - $m_loop")") µs; sem.sh's function
+around it $(fmt 2 "$(calc "$m_sem - $m_raw")") µs (an empty function call costs
+$(fmt 2 "$(calc "$m_func - $m_loop")") µs above the loop).
+EOF
+	if ((have_strace)); then
+		calls=$(shell_syscalls | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')
+		cat <<EOF
+
+System calls per sem.sh operation with the builtin (\`strace -f -c\`, 1000 iterations of
+the pair less none): $calls. That is the cache's revalidation (\`newfstatat\` of the name,
+\`semctl\` IPC_STAT of the set) and the operation (\`semtimedop\`); no process is started.
+EOF
+	fi
 }
 # strace_row LABEL COMMAND...: one row of system call counts for COMMAND.
 strace_row() {
@@ -945,7 +1102,10 @@ Three clocks:
 
 ## 3. Many waiters
 
-N \`semctl-helper wait X\` processes asleep on one semaphore ($scale_rounds rounds). CPU is
+N \`semctl-helper wait X\` processes asleep on one semaphore ($scale_rounds rounds), and
+up to 100 bash shells each waiting in \`sem_wait X\` with the builtin (they wake every
+20 ms to read bash's signal state, see DESIGN.md; they are released by \`semctl-helper
+post X N\`). CPU is
 the sum of utime + stime of all N from /proc/PID/stat over a ${cpu_window} s window (clock
 ticks of $((1000 / tick)) ms). Release is \`$release_how\`, timed from just before the
 call to the moment the last waiter was reaped; every waiter must exit 0 and leave the
@@ -954,12 +1114,14 @@ count at 0.
 | waiters | CPU while waiting, all N, ms per s (max) | RSS of one waiter | release call, median ms | all released and reaped: median ms | min | max |
 |---|---|---|---|---|---|---|
 EOF
-	for n in "${scale_ns[@]}"; do
-		[[ -s $res/scale.release.$n ]] || continue
-		read -r m lo hi _ _ < <(stats "$res/scale.release.$n")
-		printf '| %d | %s | %s kB | %s | %s | %s | %s |\n' "$n" \
-			"$(fmt 1 "$(stats "$res/scale.cpu.$n" | cut -d' ' -f3)")" "$(cat "$res/scale.rss.$n")" \
-			"$(fmt 1 "$(median "$res/scale.call.$n")")" "$(fmt 1 "$m")" "$(fmt 1 "$lo")" "$(fmt 1 "$hi")"
+	for key in "${scale_ns[@]}" "${scale_ns[@]/#/sh}"; do
+		[[ -s $res/scale.release.$key ]] || continue
+		read -r m lo hi _ _ < <(stats "$res/scale.release.$key")
+		who=${key#sh}
+		[[ $key == sh* ]] && who="$who (bash shells, the builtin)"
+		printf '| %s | %s | %s kB | %s | %s | %s | %s |\n' "$who" \
+			"$(fmt 1 "$(stats "$res/scale.cpu.$key" | cut -d' ' -f3)")" "$(cat "$res/scale.rss.$key")" \
+			"$(fmt 1 "$(median "$res/scale.call.$key")")" "$(fmt 1 "$m")" "$(fmt 1 "$lo")" "$(fmt 1 "$hi")"
 	done
 	cat <<EOF
 
@@ -987,11 +1149,13 @@ sem pair: \`sem_wait X; sem_post X\`; flock -x/-u: \`flock -x FD; flock -u FD\`,
 worker on its own open of the file; flock FILE true and sem_run X true: one process per
 acquisition that runs \`true\` while it holds the slot.
 
-## 5. Helper start-up
+## 5. Start-up: the helper, and a script sourcing sem.sh
 
 Per spawn from a bash loop ($start_iters a round, $rounds rounds); peak RSS from
 \`/usr/bin/time -f %M\` (median of 5). The binary is $(stat -c %s "$H") bytes
-($(ldd "$H" 2>/dev/null | grep -c '=>') shared libraries).
+($(ldd "$H" 2>/dev/null | grep -c '=>') shared libraries). The last three rows are what a
+script pays once: starting bash, and sourcing sem.sh with the builtin (the .so is
+$(stat -c %s "$root/target/release/sem-builtin.so" 2>/dev/null || echo "?") bytes) and without it.
 
 | command | median ms | min | max | ratio to /bin/true | peak RSS |
 |---|---|---|---|---|---|
@@ -1070,10 +1234,24 @@ EOF2
 	fi
 	cat <<EOF
 
+## 7. In the shell: the builtin
+
+$(shell_section)
+
 ## Targets
 
 | target | result | |
 |---|---|---|
+$(if ((has_builtin)); then
+		m=$(median "$res/shell.sem")
+		ratios "$res/shellr.sem" "$res/shellr.func" >"$res/shratio.sem"
+		rf=$(median "$res/shratio.sem")
+		ratios "$res/shellr.true" "$res/shellr.sem" >"$res/shratio.true"
+		rt=$(median "$res/shratio.true")
+		echo "| with the builtin, a sem.sh op ≤ 10 µs | $(fmt 2 "$m") µs (\`sem_post\`/\`sem_trywait\` from a loop) | $(met "$m <= 10") |"
+		echo "| with the builtin, a sem.sh op ≤ 2× an empty function call | $(fmt 2 "$rf")× \`f(){ :; }\` | $(met "$rf <= 2") |"
+		echo "| with the builtin, 100× under a spawn | a spawn of \`/bin/true\` is $(fmt 0 "$rt")× a sem.sh op | $(met "$rt >= 100") |"
+	fi)
 | a sem op pair ≤ 1.2× the spawn floor | sem.sh pair $(fmt 2 "$r_lib")×, helper pair $(fmt 2 "$r_helper")× ($(fmt 2 "$(ms "$med_lib")") ms vs $(fmt 2 "$(ms "$med_floor")") ms) | $(met "$r_lib <= 1.2") (sem.sh), $(met "$r_helper <= 1.2") (helper) |
 | wake-up median ≤ 1 ms | $(fmt 2 "$(ms "$wd_m")") ms from a resident poster's semop (p99 $(fmt 2 "$(ms "$wd_p")")); $(fmt 2 "$(ms "$ws_m")") ms from the start of a spawned \`sem_post\`, which includes its spawn | $(met "$wd_m <= 1000") (wake-up), $(met "$ws_m <= 1000") (with the post's spawn) |
 | $big waiters released in ≤ 200 ms | median $(fmt 1 "$rel_big") ms ($release_how) | $(met "$rel_big <= 200") |

@@ -33,10 +33,19 @@
 #                  reason for a failure on stderr (they are silent otherwise).
 #   SEM_POSIX_TRUST  uids or user names (comma-separated) whose posix: semaphores may be
 #                  used besides your own and root's (see the README).
+#   SEM_BUILTIN    read once, when this file is sourced: 0 never loads the builtin (below);
+#                  a path containing / names the sem-builtin.so to load.
 #
-# Sourcing defines only the sem_* functions and private _sem_* helpers: no variables, no
-# shell options, no traps. It is safe to source twice, and works in a caller that runs
-# `set -euo pipefail`.
+# The builtin: when bash allows it (bash 5.2 or later, not restricted), sourcing loads
+# sem-builtin.so (found as the helper is: beside this file, then in the repository's
+# target/release) as the private builtin __sem, and sem_post, sem_wait, sem_trywait,
+# sem_peek and sem_relax on System V names then run in this shell's own process, over a
+# hundred times faster, with the same results. Anything else, and any failure to load it,
+# uses the helper.
+#
+# Sourcing defines only the sem_* functions and private _sem_* helpers (and may load the
+# __sem builtin): no variables, no shell options, no traps. It is safe to source twice,
+# and works in a caller that runs `set -euo pipefail`.
 
 if [ -z "${BASH_VERSION:-}" ]; then
 	echo "sem.sh: this library needs bash" >&2
@@ -69,6 +78,49 @@ _sem_locate() {
 }
 _sem_locate
 unset -f _sem_locate
+
+# _sem_load: load the builtin (see the top of this file) if allowed, found, and speaking
+# protocol version 1; silently, changing nothing of the caller's. Returns 1 otherwise,
+# having left no builtin of ours half-loaded.
+_sem_load() {
+	local _sem_d='' _sem_d2='' _sem_p _sem_so=''
+	if [[ ${SEM_BUILTIN-} == 0 ]] || ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 2))); then
+		return 1
+	fi
+	# rbash refuses enable -f (and would say so).
+	if shopt -q restricted_shell; then
+		return 1
+	fi
+	# Sourced again: the builtin may be loaded already.
+	if builtin __sem version 1 2>/dev/null; then
+		return 0
+	fi
+	if [[ ${SEM_BUILTIN-} == */* ]]; then
+		_sem_so=$SEM_BUILTIN
+	else
+		_sem_libdir
+		for _sem_p in "$_sem_d/sem-builtin.so" "$_sem_d2/sem-builtin.so" "$_sem_d/../target/release/sem-builtin.so"; do
+			# As for the helper: an unresolved directory is empty; never try /sem-builtin.so.
+			if [[ $_sem_p != /sem-builtin.so && $_sem_p != /../* && $_sem_p == /* && -f $_sem_p ]]; then
+				_sem_so=$_sem_p
+				break
+			fi
+		done
+	fi
+	if [[ -z $_sem_so ]]; then
+		return 1
+	fi
+	# A builtin of another version, loaded by another copy of sem.sh, gives way.
+	enable -d __sem 2>/dev/null
+	if ! enable -f "$_sem_so" __sem 2>/dev/null; then
+		return 1
+	fi
+	if builtin __sem version 1 2>/dev/null; then
+		return 0
+	fi
+	enable -d __sem 2>/dev/null
+	return 1
+}
 
 # _sem_helper: set the caller's local _sem_h to the helper's path. Returns 1 if none.
 # Every call pays for this, so once _sem_lookup has found the helper beside this file it
@@ -223,7 +275,7 @@ sem_init() {
 #   Returns: 0 on success; 1 on failure (no such semaphore, past 32767 (nothing is
 #            added), no permission, a bad N).
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
-sem_post() {
+_sem_h_post() {
 	# `--` may come before NAME, as in the functions that take options.
 	if [[ ${1-} == -- ]]; then
 		shift
@@ -244,7 +296,7 @@ sem_post() {
 #   Returns: 0 once it has taken a count; 1 on timeout or any error (also when NAME is
 #            destroyed while waiting).
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
-sem_wait() {
+_sem_h_wait() {
 	# `--` may come before NAME, as in the functions that take options.
 	if [[ ${1-} == -- ]]; then
 		shift
@@ -263,7 +315,7 @@ sem_wait() {
 #   Take one count of NAME if one is available now; never waits.
 #   Returns: 0 if it took a count; 1 otherwise.
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
-sem_trywait() {
+_sem_h_trywait() {
 	# `--` may come before NAME, as in the functions that take options.
 	if [[ ${1-} == -- ]]; then
 		shift
@@ -282,7 +334,7 @@ sem_trywait() {
 #   Returns: 0 after printing the counter; 1 on failure.
 #   Stdout:  the counter and a newline on success; nothing on failure.
 #   Stderr:  nothing (the reason, with SEM_VERBOSE=1).
-sem_peek() {
+_sem_h_peek() {
 	# `--` may come before NAME, as in the functions that take options.
 	if [[ ${1-} == -- ]]; then
 		shift
@@ -323,7 +375,7 @@ sem_destroy() {
 #   for each; later waiters still block (msem's "relax").
 #   Returns: 0 on success (also when nobody waits); 1 on failure.
 #   Stdout, stderr: nothing (stderr: the reason, with SEM_VERBOSE=1).
-sem_relax() {
+_sem_h_relax() {
 	# `--` may come before NAME, as in the functions that take options.
 	if [[ ${1-} == -- ]]; then
 		shift
@@ -764,6 +816,35 @@ sem_release() {
 	fi
 	return 1
 }
+
+# The quick functions. With the builtin loaded (see the top of this file) each is one call
+# of it in this shell; what it leaves to sem.sh (status 100: a name of another kind or
+# that doesn't parse, an argument that isn't UTF-8, a wrong number of arguments) goes to
+# the helper path above, _sem_h_OP, which also serves when the builtin is not loaded.
+if _sem_load; then
+	sem_post() {
+		builtin __sem post "$@" || { (($? == 100)) && _sem_h_post "$@"; }
+	}
+	sem_wait() {
+		builtin __sem wait "$@" || { (($? == 100)) && _sem_h_wait "$@"; }
+	}
+	sem_trywait() {
+		builtin __sem trywait "$@" || { (($? == 100)) && _sem_h_trywait "$@"; }
+	}
+	sem_peek() {
+		builtin __sem peek "$@" || { (($? == 100)) && _sem_h_peek "$@"; }
+	}
+	sem_relax() {
+		builtin __sem relax "$@" || { (($? == 100)) && _sem_h_relax "$@"; }
+	}
+else
+	sem_post() { _sem_h_post "$@"; }
+	sem_wait() { _sem_h_wait "$@"; }
+	sem_trywait() { _sem_h_trywait "$@"; }
+	sem_peek() { _sem_h_peek "$@"; }
+	sem_relax() { _sem_h_relax "$@"; }
+fi
+unset -f _sem_load
 
 # Toolbox's include() sources a module, then calls its __init. Define one only when
 # toolbox is loading us: it declares __TOOLBOX_INCLUDED (possibly still empty, hence

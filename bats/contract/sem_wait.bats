@@ -193,6 +193,7 @@ load kind
 }
 
 @test "a blocked sem_wait whose helper gets SIGTERM returns 1 and takes no count" {
+	use_helper # the helper's own process (bats/builtin.bats: signals to the shell)
 	local s job h rc rest
 	s=$(sem_name s)
 	sem_init "$s" 0
@@ -215,6 +216,7 @@ load kind
 }
 
 @test "sem_wait stays silent when its helper is killed by a signal (no job-status line)" {
+	use_helper # the helper's own process (bats/builtin.bats: signals to the shell)
 	local s sig job helper rc rest
 	for sig in HUP KILL; do
 		s=$(sem_name "s$sig")
@@ -237,7 +239,7 @@ load kind
 	bg_wait "$D/w" "$s" 5
 	job=$!
 	wait_for_blocked "$s" 1
-	h=$(helper_of "$job")
+	h=$(waiter_of "$job" "$s")
 	kill -STOP "$h"
 	sleep 0.1
 	sem_post "$s"

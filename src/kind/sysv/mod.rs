@@ -14,6 +14,7 @@
 //! stale only once that namespace is provably gone; until then it is the live semaphore of
 //! the other namespace, which is neither used nor replaced from here.
 
+pub mod cache;
 pub mod inventory;
 pub mod lifecycle;
 mod namespace;
