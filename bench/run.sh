@@ -679,7 +679,9 @@ if ((have_redis)); then
 	op_rlib() { local i; for ((i = 0; i < $1; i++)); do sem_trywait "$rpair"; sem_post "$rpair"; done; }
 	op_rhelper() { local i; for ((i = 0; i < $1; i++)); do "$H" trywait "$rpair"; "$H" post "$rpair"; done; }
 	op_rrun() { local i; for ((i = 0; i < $1; i++)); do sem_run "$rpair" /bin/true; done; }
-	op_slib() { local i; for ((i = 0; i < $1; i++)); do sem_trywait "$spair"; sem_post "$spair"; done; }
+	# System V through sem.sh's helper path (as with SEM_BUILTIN=0): like Redis, one
+	# spawn an operation. Section 7 has the builtin.
+	op_slib() { local i; for ((i = 0; i < $1; i++)); do _sem_h_trywait "$spair"; _sem_h_post "$spair"; done; }
 	op_shelper() { local i; for ((i = 0; i < $1; i++)); do "$H" trywait "$spair"; "$H" post "$spair"; done; }
 	op_srun() { local i; for ((i = 0; i < $1; i++)); do sem_run "$spair" /bin/true; done; }
 	r_ops=(floor rping rlib rhelper slib shelper)
@@ -879,7 +881,7 @@ label() {
 	rlib) echo '`sem_trywait redis:X; sem_post redis:X` (sem.sh)' ;;
 	rhelper) echo '`semctl-helper trywait redis:X; semctl-helper post redis:X`' ;;
 	rrun) echo '`sem_run redis:X /bin/true` (held under a lease)' ;;
-	slib) echo '`sem_trywait X; sem_post X` (System V, sem.sh)' ;;
+	slib) echo '`sem_trywait X; sem_post X` (System V, sem.sh with SEM_BUILTIN=0: the helper)' ;;
 	shelper) echo '`semctl-helper trywait X; semctl-helper post X` (System V)' ;;
 	srun) echo '`sem_run X /bin/true` (System V)' ;;
 	bash) echo '`bash -c :` (a script'"'"'s start)' ;;
