@@ -383,18 +383,12 @@ rc=1"
 	run --separate-stderr env D="$D" HELPER="$HELPER" REPO_ROOT="$REPO_ROOT" \
 		python3 -c "import sys; sys.path.insert(0, '$BATS_TEST_DIRNAME'); exec(sys.stdin.read())" <<'EOF'
 import os, subprocess, time
-from pty_shell import Shell
+from pty_shell import Shell, await_waiter
 D, H = os.environ['D'], os.environ['HELPER']
 sh = Shell(D + '/rc')
 sh.run('type -t __sem; sem_wait "$D/s"; echo "went on"')
 sh.expect('builtin')
-def waiters():
-    out = subprocess.check_output([H, 'status', '--json', D + '/s']).decode()
-    return '"waiters":1' in out
-t0 = time.monotonic()
-while not waiters():
-    assert time.monotonic() - t0 < 5
-    time.sleep(0.01)
+await_waiter(H, D + '/s')
 t0 = time.monotonic()
 sh.ctrl_c()
 sh.prompt()
@@ -422,20 +416,14 @@ EOF
 	run --separate-stderr env D="$D" HELPER="$HELPER" REPO_ROOT="$REPO_ROOT" \
 		python3 -c "import sys; sys.path.insert(0, '$BATS_TEST_DIRNAME'); exec(sys.stdin.read())" <<'PY'
 import os, signal, subprocess, time
-from pty_shell import Shell
+from pty_shell import Shell, await_waiter
 D, H = os.environ['D'], os.environ['HELPER']
 sh = Shell(D + '/rc')
 sh.run('sem_wait "$D/s"; echo "rc=$?"')
-def waiters():
-    out = subprocess.check_output([H, 'status', '--json', D + '/s']).decode()
-    return '"waiters":1' in out
-t0 = time.monotonic()
-while not waiters():
-    assert time.monotonic() - t0 < 5
-    time.sleep(0.01)
+await_waiter(H, D + '/s')
 os.kill(sh.pid, signal.SIGTERM)
 time.sleep(0.3)
-assert waiters(), 'SIGTERM ended the wait of an interactive shell'
+await_waiter(H, D + '/s', 0)  # SIGTERM must not have ended the wait of an interactive shell
 t0 = time.monotonic()
 os.kill(sh.pid, signal.SIGHUP)
 _, st = os.waitpid(sh.pid, 0)

@@ -9,12 +9,14 @@ terminal's foreground process group), job control on, and bash's own prompt.
     sh.ctrl_c()                   # type ^C
     sh.prompt()                   # wait for the next prompt
     sh.close()                    # type exit, wait for bash to end; returns its status
+    await_waiter(helper, name)    # poll until one process waits on NAME
 """
 import os
 import pty
 import re
 import select
 import signal
+import subprocess
 import time
 
 PROMPT = 'PROMPT> '
@@ -73,3 +75,16 @@ class Shell:
             self._read(time.monotonic() + 0.05)
         os.kill(self.pid, signal.SIGKILL)
         raise AssertionError('bash did not exit')
+
+
+def await_waiter(helper, name, timeout=5):
+    """Poll (every 10 ms, at most TIMEOUT s) until one process waits on NAME, as the
+    helper's `status --json` counts them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.check_output([helper, 'status', '--json', name]).decode()
+        if '"waiters":1' in out:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f'nobody waits on {name} after {timeout} s: {out}')
+        time.sleep(0.01)

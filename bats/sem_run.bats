@@ -710,7 +710,7 @@ f() { : >"$D/in"; sleep 30; echo "f goes on"; }
 EOF
 	run --separate-stderr interactive <<'EOF'
 import os, subprocess, time
-from pty_shell import Shell
+from pty_shell import Shell, await_waiter
 D, H = os.environ['D'], os.environ['HELPER']
 val = lambda: int(subprocess.check_output([H, 'peek', D + '/s']))
 sh = Shell(D + '/rc')
@@ -756,17 +756,11 @@ f() { : >"$D/ran"; }
 EOF
 	run --separate-stderr interactive <<'EOF'
 import os, subprocess, time
-from pty_shell import Shell
+from pty_shell import Shell, await_waiter
 D, H = os.environ['D'], os.environ['HELPER']
 sh = Shell(D + '/rc')
 sh.run('sem_run "$D/s" f')
-def waiting():
-    out = subprocess.check_output([H, 'status', '--json', D + '/s']).decode()
-    return '"waiters":1' in out
-t0 = time.monotonic()
-while not waiting():
-    assert time.monotonic() - t0 < 5
-    time.sleep(0.01)
+await_waiter(H, D + '/s')
 sh.ctrl_c()
 sh.prompt()
 sh.run('echo "rc=$?"')
@@ -799,7 +793,7 @@ g() {
 EOF
 	run --separate-stderr interactive <<'EOF'
 import os, subprocess, time
-from pty_shell import Shell
+from pty_shell import Shell, await_waiter
 D, H = os.environ['D'], os.environ['HELPER']
 sh = Shell(D + '/rc')
 sh.run('sem_run "$D/s" g')
