@@ -68,13 +68,15 @@ deps: deps-redis
 
 # redis-server for the Redis contract run and bats/fleet.bats, which start their own
 # servers on free loopback ports (tests/redis/server.sh), and jq, which reads the
-# helper's status --json there. Debian's redis-server starts a system service on 6379
+# helper's status --json there, and openssl, which makes redis.bats's TLS certificates.
+# Debian's redis-server starts a system service on 6379
 # when it can; the tests never use it, so it is stopped and disabled after the install.
 deps-redis:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null 2>&1 || missing="$$missing redis-tools"; \
 	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
