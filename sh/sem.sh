@@ -111,14 +111,14 @@ _sem_load() {
 		return 1
 	fi
 	# A builtin of another version, loaded by another copy of sem.sh, gives way.
-	enable -d __sem 2>/dev/null
-	if ! enable -f "$_sem_so" __sem 2>/dev/null; then
+	builtin enable -d __sem 2>/dev/null
+	if ! builtin enable -f "$_sem_so" __sem 2>/dev/null; then
 		return 1
 	fi
 	if builtin __sem version 1 2>/dev/null; then
 		return 0
 	fi
-	enable -d __sem 2>/dev/null
+	builtin enable -d __sem 2>/dev/null
 	return 1
 }
 
