@@ -124,7 +124,7 @@ node-test:
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh tests/redis/*.sh .ci/run
+	shellcheck -x sh/*.sh bats/*.bash bats/contract/*.bash demo/*.sh bench/*.sh stress/*.sh tests/redis/*.sh tests/redis/*.bash .ci/run
 
 cargo-test: build
 	$(CARGO) $(STATIC) test $(TARGET) --release --locked -p sem -p semctl-helper

@@ -70,19 +70,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sem-demo-fleet.XXXXXX")
 log=$work/log
 : >"$log"
 runner_pids=()
-# runner_init UNSHARE_PID: the runner's first process, the child of its unshare that runs
-# fleet.sh --runner (SIGKILL to it kills every process of the runner at once).
-runner_init() {
-	local c kids=()
-	{ read -ra kids <"/proc/$1/task/$1/children"; } 2>/dev/null
-	for c in "${kids[@]}"; do
-		if [[ $(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null) == *' --runner '* ]]; then
-			echo "$c"
-			return 0
-		fi
-	done
-	return 1
-}
+# runner_init UNSHARE_PID: that machine's first process (tests/redis/machine.bash).
+# shellcheck source=tests/redis/machine.bash
+source "$root/tests/redis/machine.bash"
+runner_init() { machine_first "$1" --runner; }
 cleanup() {
 	local p init
 	for p in "${runner_pids[@]}"; do

@@ -153,19 +153,10 @@ export SEM_REDIS_URL=redis://127.0.0.1:$PORT SEM_LEASE=$LEASE
 export CHAOS_DIR=$DIR CHAOS_NAME=redis:chaos-$$
 rcli() { redis-cli -p "$PORT" "$@"; }
 
-# machine_init UNSHARE_PID: the first process of that machine's namespaces (SIGKILL to
-# it kills every process of the machine).
-machine_init() {
-	local c kids=()
-	{ read -ra kids <"/proc/$1/task/$1/children"; } 2>/dev/null
-	for c in "${kids[@]}"; do
-		if [[ $(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null) == *' --machine '* ]]; then
-			echo "$c"
-			return 0
-		fi
-	done
-	return 1
-}
+# machine_init UNSHARE_PID: that machine's first process (tests/redis/machine.bash).
+# shellcheck source=tests/redis/machine.bash
+source "$REPO/tests/redis/machine.bash"
+machine_init() { machine_first "$1" --machine; }
 
 # machine_kill UNSHARE_PID: every process of that machine, at once.
 machine_kill() {

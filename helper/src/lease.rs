@@ -146,7 +146,7 @@ pub fn run(
         Err(e) => {
             let _ = keeper.lease.release();
             crate::say("run", &format!("{}: {e}", program.to_string_lossy()));
-            std::process::exit(126);
+            std::process::exit(crate::slot::CANNOT_EXECUTE.into());
         }
     };
     let proc = crate::process::Process::open(child.id() as libc::pid_t)?;
@@ -221,11 +221,9 @@ pub fn run(
     match (status.code(), status.signal()) {
         (Some(c), _) => std::process::exit(c),
         (None, Some(sig)) => signals::die_of(sig),
-        _ => std::process::exit(RUN_FAILED_STATUS),
+        _ => std::process::exit(crate::slot::RUN_FAILED.into()),
     }
 }
-
-const RUN_FAILED_STATUS: i32 = 125;
 
 /// A `hold` under a lease: refresh it until released; `Err` once it is lost.
 pub struct HeldLease {

@@ -70,10 +70,7 @@ pub fn said(verb: &str, message: &str) -> String {
 /// Print one error line about subcommand `verb`: `CALLER: MESSAGE`, or
 /// `semctl-helper: VERB: MESSAGE`.
 pub fn say(verb: &str, message: &str) {
-    match caller() {
-        Some(_) => say_line(message),
-        None => say_line(&format!("{verb}: {message}")),
-    }
+    eprintln!("{}", said(verb, message));
 }
 
 /// A usage error: exit code 2.

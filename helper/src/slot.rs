@@ -40,7 +40,7 @@ fn release_signal() -> libc::c_int {
 /// `run`'s status when it fails itself (as env(1) and timeout(1) do).
 pub const RUN_FAILED: u8 = 125;
 /// `run`'s status when the program was found but can't be executed.
-const CANNOT_EXECUTE: u8 = 126;
+pub const CANNOT_EXECUTE: u8 = 126;
 /// `run`'s status when the program isn't found.
 const NOT_FOUND: u8 = 127;
 
