@@ -110,8 +110,9 @@ pub fn exit_now(code: libc::c_int) -> ! {
 /// must not outlive the helper that refreshes the lease.
 pub fn die_with_us_and_mask(cmd: &mut std::process::Command, mask: nix::sys::signal::SigSet) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec, and calls only prctl(2)
-    // and sigprocmask(2), which are async-signal-safe; it allocates nothing.
+    let us = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, and calls only prctl(2),
+    // getppid(2) and sigprocmask(2), which are async-signal-safe; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(
@@ -123,6 +124,10 @@ pub fn die_with_us_and_mask(cmd: &mut std::process::Command, mask: nix::sys::sig
             ) != 0
             {
                 return Err(std::io::Error::last_os_error());
+            }
+            // We died before the prctl: no signal will come, so don't run at all.
+            if libc::getppid() as u32 != us {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             if libc::sigprocmask(libc::SIG_SETMASK, mask.as_ref(), std::ptr::null_mut()) != 0 {
                 return Err(std::io::Error::last_os_error());
